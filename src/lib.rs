@@ -1,5 +1,14 @@
 //! passnum: signed workshop vouchers for the French *pass numérique*.
+//!
+//! The module map and the flow of a redemption are in docs/architecture.md.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
 pub mod geo;
+pub mod http;
+pub mod logging;
 pub mod render;
+pub mod state;
 pub mod voucher;

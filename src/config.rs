@@ -1,0 +1,195 @@
+//! Configuration, read once from the environment into a typed struct.
+//!
+//! The names and the development/production rules are part of the API contract;
+//! every default is documented in README.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the service runs: development is forgiving, production refuses guesses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    /// `None` in development means the embedded cluster under `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub keys_dir: PathBuf,
+    pub smtp_url: Option<String>,
+    /// The address users reach the service at, used in links (`pdf_url`, emails).
+    pub public_url: String,
+    /// A separate listener for `/metrics`; without it, `/metrics` answers loopback clients only.
+    pub metrics_bind: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    /// Connections kept by each instance's database pool.
+    pub db_pool_size: usize,
+    /// How long a request waits for the database before answering `unavailable`.
+    pub db_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "PASSNUM_ENV=production needs DATABASE_URL (for example \
+         postgres://passnum@db.example.org/passnum); the embedded cluster is for development only"
+    )]
+    ProductionWithoutDatabase,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let environment = match get("PASSNUM_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "PASSNUM_ENV",
+                    other,
+                    "expected development or production",
+                ))
+            }
+        };
+        let database_url = get("DATABASE_URL");
+        if environment == Environment::Production && database_url.is_none() {
+            return Err(ConfigError::ProductionWithoutDatabase);
+        }
+        let bind: SocketAddr = parse(&get, "PASSNUM_BIND", "127.0.0.1:8080")?;
+        let metrics_bind = match get("PASSNUM_METRICS_BIND") {
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|e| invalid("PASSNUM_METRICS_BIND", &v, e))?,
+            ),
+            None => None,
+        };
+        let log_format = match get("PASSNUM_LOG_FORMAT").as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "PASSNUM_LOG_FORMAT",
+                    other,
+                    "expected human or json",
+                ))
+            }
+        };
+        let public_url = get("PASSNUM_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let db_timeout_ms: u64 = parse(&get, "PASSNUM_DB_TIMEOUT_MS", "3000")?;
+
+        Ok(Config {
+            environment,
+            database_url,
+            data_dir: PathBuf::from(get("PASSNUM_DATA_DIR").unwrap_or_else(|| ".data".into())),
+            bind,
+            keys_dir: PathBuf::from(get("PASSNUM_KEYS_DIR").unwrap_or_else(|| "keys".into())),
+            smtp_url: get("PASSNUM_SMTP_URL"),
+            public_url,
+            metrics_bind,
+            log_format,
+            db_pool_size: parse(&get, "PASSNUM_DB_POOL_SIZE", "16")?,
+            db_timeout: Duration::from_millis(db_timeout_ms),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}
+
+fn parse<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = get(name).unwrap_or_else(|| default.to_owned());
+    value.parse().map_err(|e| invalid(name, &value, e))
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_development_on_loopback() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from(".data"));
+        assert_eq!(c.keys_dir, PathBuf::from("keys"));
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn production_needs_a_database_url() {
+        let err = config(&[("PASSNUM_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        assert!(config(&[
+            ("PASSNUM_ENV", "production"),
+            ("DATABASE_URL", "postgres://x/y")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = config(&[("PASSNUM_BIND", "nowhere")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("PASSNUM_BIND=\"nowhere\""),
+            "{err}"
+        );
+        assert!(config(&[("PASSNUM_ENV", "staging")]).is_err());
+        assert!(config(&[("PASSNUM_LOG_FORMAT", "xml")]).is_err());
+    }
+}

@@ -1,0 +1,382 @@
+//! The embedded development database: a private PostgreSQL cluster under a data
+//! directory, started from the system's PostgreSQL binaries.
+//!
+//! The server (`passnum serve` without `DATABASE_URL`) and the test harness share
+//! this one implementation. The cluster listens on a Unix socket inside the data
+//! directory and on no TCP port. When we run as root, the cluster runs as the
+//! `postgres` system user, because PostgreSQL refuses to run as root.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::{Gid, Uid, User};
+
+/// The longest Unix socket path the kernel accepts, less the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+const SOCKET_NAME: &str = ".s.PGSQL.5432";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "another passnum (pid {pid}) is already using the data directory {dir}: stop it first, \
+         or point this one at another PASSNUM_DATA_DIR"
+    )]
+    InUse { dir: PathBuf, pid: String },
+    #[error(
+        "no PostgreSQL server binaries found (looked at `pg_config --bindir` and \
+         /usr/lib/postgresql/*/bin); install them with: apt-get install postgresql libpq-dev"
+    )]
+    NoBinaries,
+    #[error(
+        "running as root, the embedded cluster runs as the `postgres` system user, which does not \
+         exist here; install PostgreSQL (apt-get install postgresql) or run as another user"
+    )]
+    NoPostgresUser,
+    #[error("the socket path {0} is longer than Unix allows ({MAX_SOCKET_PATH} bytes): choose a shorter PASSNUM_DATA_DIR")]
+    SocketPathTooLong(PathBuf),
+    #[error("{action} failed: {detail}")]
+    Command { action: String, detail: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Tuning of a cluster. Test clusters trade durability for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on: what a developer's data deserves.
+    Durable,
+    /// fsync off: a throwaway cluster for tests.
+    Throwaway,
+}
+
+/// A running cluster. Dropping the owner stops it.
+#[derive(Debug)]
+pub struct EmbeddedCluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    run_as: Option<User>,
+    /// Held for as long as this process owns the data directory.
+    lock: Option<Flock<File>>,
+}
+
+impl EmbeddedCluster {
+    /// Starts the cluster under `dir`, initialising it the first time, and takes
+    /// the directory's lock so that a second passnum gets a clear error.
+    pub fn start(dir: &Path, durability: Durability) -> Result<Self, ClusterError> {
+        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(io(format!("cannot resolve {}", dir.display())))?;
+        let socket = dir.join(SOCKET_NAME);
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(ClusterError::SocketPathTooLong(socket));
+        }
+        let lock = lock_dir(&dir)?;
+        let run_as = postgres_user_if_root()?;
+        let cluster = EmbeddedCluster {
+            bindir: find_bindir()?,
+            dir,
+            run_as,
+            lock: Some(lock),
+        };
+        cluster.prepare_directories()?;
+        if !cluster.pgdata().join("PG_VERSION").exists() {
+            cluster.initdb()?;
+        }
+        cluster.write_settings(durability)?;
+        if cluster.is_running() {
+            // Left running by a passnum that was killed: adopt it.
+            tracing::info!(dir = %cluster.dir.display(), "adopting the embedded PostgreSQL cluster already running");
+        } else {
+            cluster.pg_ctl_start()?;
+        }
+        Ok(cluster)
+    }
+
+    /// The connection string of database `name` on this cluster's socket.
+    pub fn database_url(&self, name: &str) -> String {
+        connection_string(&self.dir, name)
+    }
+
+    /// The connection string of database `name` on the cluster under `dir`,
+    /// for a process that uses a cluster another one owns.
+    pub fn url_in(dir: &Path, name: &str) -> Result<String, ClusterError> {
+        let dir = dir
+            .canonicalize()
+            .map_err(io(format!("cannot resolve {}", dir.display())))?;
+        Ok(connection_string(&dir, name))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the cluster (fast shutdown: sessions are disconnected, nothing is lost).
+    pub fn stop(mut self) -> Result<(), ClusterError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), ClusterError> {
+        if self.lock.take().is_none() {
+            return Ok(());
+        }
+        if !self.is_running() {
+            return Ok(());
+        }
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "stop".as_ref(),
+                "-D".as_ref(),
+                self.pgdata().as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+            ],
+        )?;
+        check("stopping PostgreSQL", out)?;
+        tracing::info!(dir = %self.dir.display(), "embedded PostgreSQL cluster stopped");
+        Ok(())
+    }
+
+    fn pgdata(&self) -> PathBuf {
+        self.dir.join("pg")
+    }
+
+    fn prepare_directories(&self) -> Result<(), ClusterError> {
+        let Some(user) = &self.run_as else {
+            return Ok(());
+        };
+        // The postgres user writes its socket and log in the data directory, and
+        // must be able to reach it through every parent directory.
+        nix::unistd::chown(&self.dir, Some(user.uid), Some(user.gid))
+            .map_err(|e| io(format!("cannot give {} to postgres", self.dir.display()))(e.into()))?;
+        for parent in self.dir.ancestors().skip(1) {
+            let meta =
+                fs::metadata(parent).map_err(io(format!("cannot read {}", parent.display())))?;
+            if meta.mode() & 0o001 == 0 {
+                let mut perms = meta.permissions();
+                perms.set_mode(meta.mode() | 0o001);
+                fs::set_permissions(parent, perms).map_err(io(format!(
+                    "cannot let postgres traverse {}",
+                    parent.display()
+                )))?;
+                tracing::info!(dir = %parent.display(), "let the postgres user traverse this directory (o+x)");
+            }
+        }
+        Ok(())
+    }
+
+    fn initdb(&self) -> Result<(), ClusterError> {
+        // Initialise beside the final place and rename, so an interrupted initdb
+        // never leaves a half-made cluster behind.
+        let staging = self.dir.join("pg.initdb");
+        if staging.exists() {
+            fs::remove_dir_all(&staging)
+                .map_err(io(format!("cannot remove {}", staging.display())))?;
+        }
+        tracing::info!(dir = %self.pgdata().display(), "initialising the embedded PostgreSQL cluster");
+        let out = self.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                staging.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--auth=trust".as_ref(),
+                "--encoding=UTF8".as_ref(),
+                "--no-locale".as_ref(),
+                "--no-instructions".as_ref(),
+            ],
+        )?;
+        check("initdb", out)?;
+        let conf = staging.join("postgresql.conf");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(io(format!("cannot open {}", conf.display())))?;
+        writeln!(file, "\ninclude_if_exists = 'passnum.conf'")
+            .map_err(io(format!("cannot write {}", conf.display())))?;
+        fs::rename(&staging, self.pgdata())
+            .map_err(io("cannot move the new cluster into place".into()))
+    }
+
+    /// Settings rewritten at every start, so a moved data directory still works.
+    fn write_settings(&self, durability: Durability) -> Result<(), ClusterError> {
+        let mut settings = format!(
+            "# Written by passnum at every start.\nlisten_addresses = ''\nunix_socket_directories = '{}'\nmax_connections = 200\n",
+            self.dir.to_string_lossy().replace('\'', "''")
+        );
+        if durability == Durability::Throwaway {
+            settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        let path = self.pgdata().join("passnum.conf");
+        fs::write(&path, settings).map_err(io(format!("cannot write {}", path.display())))?;
+        if let Some(user) = &self.run_as {
+            nix::unistd::chown(&path, Some(user.uid), Some(user.gid))
+                .map_err(|e| io(format!("cannot give {} to postgres", path.display()))(e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn is_running(&self) -> bool {
+        let pgdata = self.pgdata();
+        let args = ["status".as_ref(), "-D".as_ref(), pgdata.as_os_str()];
+        matches!(self.run("pg_ctl", &args), Ok(out) if out.status.success())
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), ClusterError> {
+        let log = self.dir.join("postgresql.log");
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "start".as_ref(),
+                "-D".as_ref(),
+                self.pgdata().as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+            ],
+        )?;
+        check(&format!("starting PostgreSQL (see {})", log.display()), out)?;
+        tracing::info!(dir = %self.dir.display(), "embedded PostgreSQL cluster started");
+        Ok(())
+    }
+
+    /// Runs one of the cluster's programs, as `postgres` when we are root, in its
+    /// own process group so that a terminal's Ctrl-C reaches passnum only, and
+    /// passnum decides when the cluster stops.
+    fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+    ) -> Result<Output, ClusterError> {
+        let mut cmd = Command::new(self.bindir.join(program));
+        cmd.args(args).current_dir(&self.dir).process_group(0);
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        cmd.output().map_err(io(format!("cannot run {program}")))
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            tracing::error!(error = %e, "could not stop the embedded PostgreSQL cluster");
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<Flock<File>, ClusterError> {
+    let path = dir.join("passnum.lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(format!("cannot open {}", path.display())))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(ClusterError::InUse {
+                dir: dir.to_owned(),
+                pid: pid.trim().to_owned(),
+            });
+        }
+    };
+    let write_pid = |f: &mut File| -> std::io::Result<()> {
+        f.set_len(0)?;
+        f.rewind()?;
+        write!(f, "{}", std::process::id())
+    };
+    write_pid(&mut lock).map_err(io(format!("cannot write {}", path.display())))?;
+    Ok(lock)
+}
+
+fn postgres_user_if_root() -> Result<Option<User>, ClusterError> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    match User::from_name("postgres") {
+        Ok(Some(user)) if user.uid != Uid::from_raw(0) && user.gid != Gid::from_raw(0) => {
+            Ok(Some(user))
+        }
+        _ => Err(ClusterError::NoPostgresUser),
+    }
+}
+
+/// The server binaries: `PASSNUM_PG_BINDIR`, then `pg_config --bindir`, then the
+/// newest `/usr/lib/postgresql/*/bin`.
+fn find_bindir() -> Result<PathBuf, ClusterError> {
+    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("PASSNUM_PG_BINDIR").map(PathBuf::from) {
+        return if has_server(&dir) {
+            Ok(dir)
+        } else {
+            Err(ClusterError::NoBinaries)
+        };
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_server(&bin).then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|(_, dir)| dir)
+        .ok_or(ClusterError::NoBinaries)
+}
+
+fn check(action: &str, out: Output) -> Result<(), ClusterError> {
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if detail.is_empty() {
+        detail = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    }
+    Err(ClusterError::Command {
+        action: action.to_owned(),
+        detail,
+    })
+}
+
+fn connection_string(socket_dir: &Path, name: &str) -> String {
+    // Quoted as libpq key=value strings want, so any path works.
+    let quoted = socket_dir
+        .to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'");
+    format!("host='{quoted}' user=postgres dbname={name} connect_timeout=5")
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
+    move |source| ClusterError::Io { context, source }
+}

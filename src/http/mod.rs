@@ -1,0 +1,126 @@
+//! The HTTP layer: routes, extractors, problem+json, telemetry.
+
+pub mod health;
+pub mod json;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod request_log;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, Next};
+use actix_web::{web, ResponseError};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use problem::{ApiError, ProblemType, PROBLEM_JSON};
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsRoute {
+    /// On the main port, to loopback clients only.
+    LoopbackOnly,
+    /// On a listener of its own.
+    Elsewhere,
+}
+
+/// Every route of the main listener.
+pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
+    cfg.app_data(web::PayloadConfig::new(json::BODY_LIMIT))
+        .app_data(
+            web::PathConfig::default().error_handler(|e, _| {
+                ApiError::not_found(format!("No such resource: {e}.")).into()
+            }),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::invalid_field("query", e.to_string()).into()),
+        )
+        .service(web::resource("/healthz").get(health::healthz))
+        .service(web::resource("/readyz").get(health::readyz))
+        .service(web::redirect("/api/docs", "/api/docs/"))
+        .service(
+            SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()),
+        );
+    if metrics == MetricsRoute::LoopbackOnly {
+        cfg.route("/metrics", web::get().to(metrics::loopback_only));
+    }
+}
+
+/// Anything no route matched.
+pub async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "No resource at {}.",
+        req.path()
+    )))
+}
+
+/// Refuses a declared body over the limit before anything reads it.
+pub async fn body_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limit = if req.path() == "/api/v1/redemptions/batch" {
+        json::BATCH_BODY_LIMIT
+    } else {
+        json::BODY_LIMIT
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        let problem = ApiError::new(
+            ProblemType::PayloadTooLarge,
+            format!(
+                "The request body is larger than this endpoint accepts ({} KiB).",
+                limit / 1024
+            ),
+        );
+        return Ok(req
+            .into_response(problem.error_response())
+            .map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// Turns every error answer that is not yet a problem (a wrong method, an
+/// extractor's refusal, …) into problem+json, so clients see one error format.
+pub fn ensure_problem<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let kind = ProblemType::for_status(status);
+    let detail = match kind {
+        ProblemType::MethodNotAllowed => format!(
+            "{} is not allowed on {}.",
+            res.request().method(),
+            res.request().path()
+        ),
+        ProblemType::NotFound => format!("No resource at {}.", res.request().path()),
+        _ => res
+            .response()
+            .error()
+            .map(|e| e.to_string())
+            .filter(|_| status.is_client_error())
+            .unwrap_or_else(|| kind.title().to_owned()),
+    };
+    let mut problem = ApiError::new(kind, detail).error_response();
+    // Keep the status the framework chose, even where our type maps it elsewhere.
+    *problem.status_mut() = status;
+    let (req, _) = res.into_parts();
+    let res = ServiceResponse::new(req, problem.map_into_boxed_body());
+    Ok(ErrorHandlerResponse::Response(res.map_into_right_body()))
+}

@@ -1,0 +1,18 @@
+//! The OpenAPI document (`/api/openapi.json`) and its Swagger UI (`/api/docs`).
+
+use utoipa::OpenApi;
+
+use super::{health, problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "passnum API",
+        description = "Signed workshop vouchers for the pass numérique: issue, redeem, reconcile. \
+                       Every error is application/problem+json (RFC 9457)."
+    ),
+    paths(health::healthz, health::readyz),
+    components(schemas(problem::Problem, problem::FieldError)),
+    tags((name = "health", description = "Liveness and readiness"))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,173 @@
+//! The harness: one throwaway cluster per test run, one database per test.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use passnum::app::Application;
+use passnum::config::Config;
+use passnum::db;
+use passnum::db::embedded::{Durability, EmbeddedCluster};
+use passnum::state::AppState;
+
+const TEMPLATE: &str = "passnum_template";
+
+struct TestCluster {
+    cluster: Mutex<Option<EmbeddedCluster>>,
+    dir: PathBuf,
+    admin_url: String,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+/// Starts the run's cluster once (the same code `passnum serve` uses) and
+/// migrates the template every test database is cloned from.
+fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let dir = std::env::var_os("PASSNUM_TEST_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("passnum-test-{}", std::process::id()));
+        let cluster = EmbeddedCluster::start(&dir, Durability::Throwaway)
+            .unwrap_or_else(|e| panic!("cannot start the test cluster in {}: {e}", dir.display()));
+        let admin_url = cluster.database_url("postgres");
+        let template_url = cluster.database_url(TEMPLATE);
+        // The template is made on a runtime of its own: tests each have theirs.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                db::create_database_if_missing(&admin_url, TEMPLATE).await?;
+                db::migrate(&template_url).await
+            })
+        })
+        .join()
+        .expect("the template thread")
+        .expect("cannot migrate the template database");
+        // Stop the cluster when the test process exits, whatever the outcome.
+        unsafe { libc::atexit(stop_cluster) };
+        TestCluster {
+            admin_url: cluster.database_url("postgres"),
+            dir: cluster.dir().to_owned(),
+            cluster: Mutex::new(Some(cluster)),
+        }
+    })
+}
+
+extern "C" fn stop_cluster() {
+    if let Some(test) = CLUSTER.get() {
+        if let Some(cluster) = test.cluster.lock().ok().and_then(|mut c| c.take()) {
+            let _ = cluster.stop();
+        }
+        let _ = std::fs::remove_dir_all(&test.dir);
+    }
+}
+
+/// A fresh, migrated database for one test; returns its connection string.
+pub async fn new_database() -> String {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let cluster = cluster();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&cluster.admin_url)
+        .await
+        .expect("admin connection");
+    diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        .execute(&mut admin)
+        .await
+        .expect("clone the template");
+    cluster
+        .admin_url
+        .replace("dbname=postgres", &format!("dbname={name}"))
+}
+
+/// An empty database, not cloned from the template: no schema at all.
+pub async fn new_bare_database() -> String {
+    let cluster = cluster();
+    let name = format!("bare_{}", uuid::Uuid::new_v4().simple());
+    db::create_database_if_missing(&cluster.admin_url, &name)
+        .await
+        .expect("create a bare database");
+    cluster
+        .admin_url
+        .replace("dbname=postgres", &format!("dbname={name}"))
+}
+
+/// A configuration for a test server: development, port 0, the given database.
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::from_lookup(|_| None).expect("default configuration");
+    config.bind = "127.0.0.1:0".parse().expect("address");
+    config.database_url = Some(database_url.to_owned());
+    config.db_pool_size = 4;
+    config
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+/// The real server on port 0 with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let database_url = new_database().await;
+    spawn_app_on(test_config(&database_url)).await
+}
+
+/// The real server with the given configuration (a second instance on the
+/// same database, say).
+pub async fn spawn_app_on(config: Config) -> TestApp {
+    let database_url = config.database_url.clone().expect("a database");
+    let state = AppState::prepare(config, &database_url)
+        .await
+        .expect("prepare the state");
+    let app = Application::build(state).expect("bind");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Reads a problem+json answer, checking its media type and its slug.
+pub async fn expect_problem(
+    response: reqwest::Response,
+    status: u16,
+    slug: &str,
+) -> serde_json::Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["type"], format!("/problems/{slug}"), "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on port 0, over HTTP, against a real
+//! PostgreSQL cluster that this test run starts and stops.
+//!
+//! One binary for every integration test keeps link time down; each test gets
+//! a fresh database cloned from a migrated template, so tests run in parallel.
+
+mod foundation;
+mod helpers;
