@@ -7,7 +7,9 @@ use crate::app::Application;
 use crate::config::Config;
 use crate::db;
 use crate::db::embedded::{ClusterError, Durability, EmbeddedCluster};
+use crate::keys::{KeyRing, Purpose};
 use crate::state::AppState;
+use crate::voucher::SignedVoucher;
 
 /// passnum: signed workshop vouchers for the pass numérique.
 ///
@@ -35,6 +37,48 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage the signing keys (kids in PostgreSQL, private keys in PASSNUM_KEYS_DIR).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect vouchers.
+    Voucher {
+        #[command(subcommand)]
+        command: VoucherCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make an active key for every purpose that has none (a new deployment).
+    Generate,
+    /// Retire the active key of a purpose (it still verifies) and make a new one active.
+    Rotate {
+        /// voucher, statement or login
+        #[arg(long)]
+        purpose: Purpose,
+    },
+    /// List every key: kid, purpose, status, dates, whether its private file is here.
+    List,
+    /// Withdraw a compromised voucher key: everything it signed stops verifying.
+    Withdraw {
+        #[arg(long)]
+        kid: u8,
+        /// Why, kept in the key ring.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoucherCommand {
+    /// Print every field of a voucher text (PN1:…) and whether its signature
+    /// verifies against the key ring.
+    Decode {
+        /// The text the QR code holds (quote it: it may contain spaces).
+        text: String,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -46,7 +90,120 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("{applied} migration(s) applied; the schema is up to date.");
             database.close()
         }
+        Command::Keys { command } => {
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome = keys_command(command, &config, &database.url).await;
+            database.close()?;
+            outcome
+        }
+        Command::Voucher {
+            command: VoucherCommand::Decode { text },
+        } => {
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome = decode_voucher(&text, &config, &database.url).await;
+            database.close()?;
+            outcome
+        }
     }
+}
+
+async fn key_ring(config: &Config, database_url: &str) -> anyhow::Result<KeyRing> {
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 2, config.db_timeout)?;
+    Ok(KeyRing::new(pool, &config.keys_dir))
+}
+
+async fn keys_command(
+    command: KeysCommand,
+    config: &Config,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let ring = key_ring(config, database_url).await?;
+    match command {
+        KeysCommand::Generate => {
+            let made = ring.generate_missing().await?;
+            if made.is_empty() {
+                println!("Every purpose already has an active key; nothing to do.");
+            }
+            for (purpose, kid) in made {
+                println!(
+                    "generated {purpose} key {kid}: {}",
+                    ring.dir().join(format!("{kid}.pem")).display()
+                );
+            }
+        }
+        KeysCommand::Rotate { purpose } => {
+            let kid = ring.rotate(purpose).await?;
+            println!("{purpose} key {kid} is now active; the previous one is retired and still verifies.");
+            println!(
+                "Deploy {} to every instance.",
+                ring.dir().join(format!("{kid}.pem")).display()
+            );
+        }
+        KeysCommand::List => {
+            println!(
+                "{:>3}  {:<9}  {:<9}  {:<20}  {:<20}  private file",
+                "kid", "purpose", "status", "created", "retired/withdrawn"
+            );
+            for key in ring.all_keys().await?.iter() {
+                let ended = key
+                    .withdrawn_at
+                    .or(key.retired_at)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string());
+                let file = ring.dir().join(format!("{}.pem", key.kid));
+                println!(
+                    "{:>3}  {:<9}  {:<9}  {:<20}  {:<20}  {}",
+                    key.kid,
+                    key.purpose,
+                    key.status.as_str(),
+                    key.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    ended.unwrap_or_else(|| "-".into()),
+                    if file.exists() { "present" } else { "absent" },
+                );
+            }
+        }
+        KeysCommand::Withdraw { kid, reason } => {
+            ring.withdraw(kid, &reason).await?;
+            println!("voucher key {kid} is withdrawn: nothing it signed verifies any more.");
+            println!("Rotate if it was the active one: passnum keys rotate --purpose voucher");
+        }
+    }
+    Ok(())
+}
+
+async fn decode_voucher(text: &str, config: &Config, database_url: &str) -> anyhow::Result<()> {
+    let voucher = SignedVoucher::parse(text).context("this is not a readable v1 voucher")?;
+    let body = voucher.body();
+    println!("format       v1");
+    println!("kid          {}", body.kid);
+    println!("voucher_id   {}", body.voucher_id);
+    println!("typed code   {}", voucher.typed_code());
+    println!("program_id   {}", body.program_id);
+    println!("expires_on   {} (last valid day)", body.expires_on);
+    println!("position     {} / {}", body.position, body.book_size);
+    let ring = key_ring(config, database_url).await?;
+    let key = ring
+        .all_keys()
+        .await?
+        .iter()
+        .find(|k| k.kid == body.kid)
+        .cloned();
+    let verdict = match key {
+        None => "NO: no key has this kid (unknown-key)".to_owned(),
+        Some(k) if k.purpose != Purpose::Voucher => {
+            format!("NO: kid {} is a {} key (unknown-key)", k.kid, k.purpose)
+        }
+        Some(k) if !k.status.verifies() => format!("NO: key {} is withdrawn (unknown-key)", k.kid),
+        Some(k) => match voucher.verify(&k.public_key) {
+            Ok(()) => format!("yes, by {} key {}", k.status.as_str(), k.kid),
+            Err(e) => format!("NO: {e} (invalid-signature)"),
+        },
+    };
+    println!("signature    {verdict}");
+    if verdict.starts_with("NO") {
+        bail!("the voucher does not verify");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod geo;
 pub mod http;
+pub mod keys;
 pub mod logging;
 pub mod render;
 pub mod state;

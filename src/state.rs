@@ -1,26 +1,41 @@
 //! What every request handler can reach. Nothing here is state of the instance's
-//! own: the pool leads to PostgreSQL, where everything shared lives.
+//! own: the pool leads to PostgreSQL, where everything shared lives, and the key
+//! ring is a short-lived cache of what PostgreSQL holds.
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::db::{self, DbError, Pool};
+use crate::db::{self, Pool};
+use crate::keys::KeyRing;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
+    pub keys: Arc<KeyRing>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 impl AppState {
     /// Everything a server needs before it listens: the schema migrated (under
-    /// the advisory lock) and the pool.
-    pub async fn prepare(config: Config, database_url: &str) -> Result<Self, DbError> {
+    /// the advisory lock), the pool, and a usable key ring (in development, a
+    /// missing key is generated).
+    pub async fn prepare(config: Config, database_url: &str) -> Result<Self, StartupError> {
         db::migrate(database_url).await?;
         let pool = db::pool(database_url, config.db_pool_size, config.db_timeout)?;
+        let keys = Arc::new(KeyRing::new(pool.clone(), &config.keys_dir));
+        keys.prepare(!config.is_production()).await?;
         Ok(AppState {
             config: Arc::new(config),
             pool,
+            keys,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod json;
+pub mod jwks;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
         )
         .service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
+        .service(web::resource("/.well-known/jwks.json").get(jwks::jwks))
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(
             SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()),

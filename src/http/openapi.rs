@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{health, problem};
+use super::{health, jwks, problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,8 +11,11 @@ use super::{health, problem};
         description = "Signed workshop vouchers for the pass numérique: issue, redeem, reconcile. \
                        Every error is application/problem+json (RFC 9457)."
     ),
-    paths(health::healthz, health::readyz),
+    paths(health::healthz, health::readyz, jwks::jwks),
     components(schemas(problem::Problem, problem::FieldError)),
-    tags((name = "health", description = "Liveness and readiness"))
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "keys", description = "The published signing keys")
+    )
 )]
 pub struct ApiDoc;

@@ -271,3 +271,14 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
         ApiError::unavailable("The database is unreachable; try again shortly.")
     }
 }
+
+impl From<crate::keys::KeyError> for ApiError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        use crate::keys::KeyError;
+        match e {
+            KeyError::Pool(e) => e.into(),
+            KeyError::Database(e) => e.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}

@@ -84,9 +84,12 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
     assert!(matches!(err, db::NotReady::Outdated), "{err}");
 
     // …and the server says so over HTTP.
+    let config = test_config(&bare);
+    let keys = passnum::keys::KeyRing::new(pool.clone(), &config.keys_dir);
     let state = passnum::state::AppState {
-        config: std::sync::Arc::new(test_config(&bare)),
+        config: std::sync::Arc::new(config),
         pool,
+        keys: std::sync::Arc::new(keys),
     };
     let server = passnum::app::Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());

@@ -93,17 +93,25 @@ pub async fn new_bare_database() -> String {
         .replace("dbname=postgres", &format!("dbname={name}"))
 }
 
-/// A configuration for a test server: development, port 0, the given database.
+/// A configuration for a test server: development, port 0, the given
+/// database, and a keys directory of its own (removed with the cluster).
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::from_lookup(|_| None).expect("default configuration");
     config.bind = "127.0.0.1:0".parse().expect("address");
     config.database_url = Some(database_url.to_owned());
     config.db_pool_size = 4;
+    config.keys_dir = new_keys_dir();
     config
+}
+
+/// An empty directory for private keys.
+pub fn new_keys_dir() -> PathBuf {
+    cluster().dir.join(format!("keys-{}", uuid::Uuid::new_v4().simple()))
 }
 
 pub struct TestApp {
     pub address: String,
+    pub state: AppState,
     pub client: reqwest::Client,
 }
 
@@ -120,11 +128,12 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
     let state = AppState::prepare(config, &database_url)
         .await
         .expect("prepare the state");
-    let app = Application::build(state).expect("bind");
+    let app = Application::build(state.clone()).expect("bind");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        state,
         client: reqwest::Client::new(),
     }
 }
