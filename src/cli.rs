@@ -7,6 +7,7 @@ use crate::app::Application;
 use crate::config::Config;
 use crate::db;
 use crate::db::embedded::{ClusterError, Durability, EmbeddedCluster};
+use crate::domain::accounts;
 use crate::keys::{KeyRing, Purpose};
 use crate::state::AppState;
 use crate::voucher::SignedVoucher;
@@ -42,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Administration of a deployment.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Inspect vouchers.
     Voucher {
         #[command(subcommand)]
@@ -72,6 +78,19 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an operator account (and the operator organisation if there is
+    /// none yet); the password is read from standard input.
+    CreateOperator {
+        #[arg(long)]
+        email: String,
+        /// Name of the operator organisation, if it must be created.
+        #[arg(long, default_value = "Opérateur passnum")]
+        organisation: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum VoucherCommand {
     /// Print every field of a voucher text (PN1:…) and whether its signature
     /// verifies against the key ring.
@@ -96,6 +115,20 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             database.close()?;
             outcome
         }
+        Command::Admin {
+            command:
+                AdminCommand::CreateOperator {
+                    email,
+                    organisation,
+                },
+        } => {
+            let password = read_password()?;
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome =
+                create_operator(&database.url, &config, &email, &organisation, password).await;
+            database.close()?;
+            outcome
+        }
         Command::Voucher {
             command: VoucherCommand::Decode { text },
         } => {
@@ -105,6 +138,69 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             outcome
         }
     }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < crate::auth::password::MIN_LENGTH {
+        bail!(
+            "the password (read from standard input) needs at least {} characters",
+            crate::auth::password::MIN_LENGTH
+        );
+    }
+    Ok(password)
+}
+
+async fn create_operator(
+    database_url: &str,
+    config: &Config,
+    email: &str,
+    name: &str,
+    password: String,
+) -> anyhow::Result<()> {
+    use crate::db::schema::organisations;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 1, config.db_timeout)?;
+    let mut conn = pool.get().await?;
+    let email = accounts::normalise_email(email).map_err(|e| anyhow::anyhow!(e.detail))?;
+    let existing: Option<i64> = organisations::table
+        .filter(organisations::kind.eq("operator"))
+        .select(organisations::id)
+        .order(organisations::id)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let org_id = match existing {
+        Some(id) => id,
+        None => {
+            diesel::insert_into(organisations::table)
+                .values((
+                    organisations::kind.eq("operator"),
+                    organisations::name.eq(name),
+                ))
+                .returning(organisations::id)
+                .get_result(&mut conn)
+                .await?
+        }
+    };
+    let hash = accounts::hash_off_thread(password)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    let user = accounts::insert(&mut conn, org_id, &email, &hash)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    println!(
+        "operator {} created (user {}, organisation {org_id})",
+        user.email, user.id
+    );
+    Ok(())
 }
 
 async fn key_ring(config: &Config, database_url: &str) -> anyhow::Result<KeyRing> {
@@ -212,6 +308,12 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     let database = Database::open(&config, Role::Owner).await?;
     let state = AppState::prepare(config, &database.url).await?;
+    if demo {
+        let mut conn = state.pool.get().await?;
+        crate::demo::seed(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo seed failed: {}", e.detail))?;
+    }
     let bind = state.config.bind;
     let app = Application::build(state).with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!("passnum serves on http://{bind}");

@@ -39,6 +39,8 @@ pub struct Config {
     pub db_pool_size: usize,
     /// How long a request waits for the database before answering `unavailable`.
     pub db_timeout: Duration,
+    /// Lifetime of login tokens.
+    pub token_ttl_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,7 @@ impl Config {
             log_format,
             db_pool_size: parse(&get, "PASSNUM_DB_POOL_SIZE", "16")?,
             db_timeout: Duration::from_millis(db_timeout_ms),
+            token_ttl_secs: parse(&get, "PASSNUM_TOKEN_TTL_SECS", "900")?,
         })
     }
 

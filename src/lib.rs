@@ -3,9 +3,12 @@
 //! The module map and the flow of a redemption are in docs/architecture.md.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
+pub mod domain;
 pub mod geo;
 pub mod http;
 pub mod keys;

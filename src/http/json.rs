@@ -38,13 +38,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid_field(field, e.inner().to_string())
+        let message = e.inner().to_string();
+        ApiError::invalid_field(field_of(&e.path().to_string(), &message), message)
     })?;
     de.end()
         .map_err(|e| ApiError::invalid_field("body", e.to_string()))?;
     Ok(value)
+}
+
+/// The path of the field an error is about. serde reports a missing field at
+/// its parent, naming it in the message only.
+fn field_of(path: &str, message: &str) -> String {
+    let parent = if path == "." || path == "?" {
+        None
+    } else {
+        Some(path)
+    };
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (parent, named) {
+        (Some(parent), Some(name)) => format!("{parent}.{name}"),
+        (None, Some(name)) => name.to_owned(),
+        (Some(parent), None) => parent.to_owned(),
+        (None, None) => "body".to_owned(),
+    }
 }
 
 fn body_error(e: actix_web::Error) -> ApiError {
@@ -57,5 +75,87 @@ fn body_error(e: actix_web::Error) -> ApiError {
         )
     } else {
         ApiError::invalid_field("body", format!("the body could not be read: {e}"))
+    }
+}
+
+/// A JSON body read now but parsed when the handler says so: after the caller,
+/// their role and the object are checked, as the API contract orders it.
+#[derive(Debug)]
+pub struct Body<T> {
+    bytes: web::Bytes,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Body<T> {
+    pub fn parse(&self) -> Result<T, ApiError> {
+        parse(&self.bytes)
+    }
+}
+
+impl<T: 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            Ok(Body {
+                bytes: body.await.map_err(body_error)?,
+                _type: std::marker::PhantomData,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Book {
+        size: u8,
+        beneficiary: Beneficiary,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Beneficiary {
+        postcode: String,
+    }
+
+    fn field(body: &str) -> String {
+        parse::<Book>(body.as_bytes()).unwrap_err().errors[0]
+            .field
+            .clone()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field(r#"{"size": "ten", "beneficiary": {"postcode": "67000"}}"#),
+            "size"
+        );
+        assert_eq!(
+            field(r#"{"size": 5, "beneficiary": {"postcode": 67000}}"#),
+            "beneficiary.postcode"
+        );
+        assert_eq!(
+            field(r#"{"size": 5, "beneficiary": {}}"#),
+            "beneficiary.postcode"
+        );
+        assert_eq!(field(r#"{"beneficiary": {"postcode": "67000"}}"#), "size");
+        assert_eq!(
+            field(r#"{"size": 5, "beneficiary": {"postcode": "67000", "name": "X"}}"#),
+            "beneficiary.name"
+        );
+        assert_eq!(field(r#"{"size": 5,"#), "body");
+        assert_eq!(field(""), "body");
+        assert_eq!(
+            field(r#"{"size": 5, "beneficiary": {"postcode": "67000"}} trailing"#),
+            "body"
+        );
     }
 }

@@ -1,12 +1,17 @@
 //! The HTTP layer: routes, extractors, problem+json, telemetry.
 
+pub mod auth;
 pub mod health;
 pub mod json;
-pub mod jwks;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod organisations;
+pub mod pagination;
 pub mod problem;
 pub mod request_log;
+pub mod session;
+pub mod users;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -41,7 +46,25 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
         )
         .service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
-        .service(web::resource("/.well-known/jwks.json").get(jwks::jwks))
+        .service(web::resource("/.well-known/jwks.json").get(keys::jwks))
+        .service(
+            web::scope("/api/v1")
+                .service(web::resource("/auth/token").post(session::token))
+                .service(web::resource("/me").get(session::me))
+                .service(
+                    web::resource("/organisations")
+                        .get(organisations::list)
+                        .post(organisations::create),
+                )
+                .service(
+                    web::resource("/organisations/{id}/accreditation")
+                        .post(organisations::accredit)
+                        .delete(organisations::withdraw),
+                )
+                .service(web::resource("/users").post(users::create))
+                .service(web::resource("/users/{id}/deactivate").post(users::deactivate))
+                .service(web::resource("/keys/rotate").post(keys::rotate)),
+        )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(
             SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()),

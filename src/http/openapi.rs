@@ -1,8 +1,9 @@
 //! The OpenAPI document (`/api/openapi.json`) and its Swagger UI (`/api/docs`).
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-use super::{health, jwks, problem};
+use super::{health, keys, organisations, pagination, problem, session, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,11 +12,40 @@ use super::{health, jwks, problem};
         description = "Signed workshop vouchers for the pass numérique: issue, redeem, reconcile. \
                        Every error is application/problem+json (RFC 9457)."
     ),
-    paths(health::healthz, health::readyz, jwks::jwks),
-    components(schemas(problem::Problem, problem::FieldError)),
+    paths(
+        health::healthz,
+        health::readyz,
+        keys::jwks,
+        keys::rotate,
+        session::token,
+        session::me,
+        organisations::create,
+        organisations::list,
+        organisations::accredit,
+        organisations::withdraw,
+        users::create,
+        users::deactivate,
+    ),
+    components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>)),
+    modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "keys", description = "The published signing keys")
+        (name = "keys", description = "The published signing keys"),
+        (name = "accounts", description = "Logging in and user accounts"),
+        (name = "organisations", description = "Operator, funders, issuers and venues")
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer token the protected endpoints take.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}

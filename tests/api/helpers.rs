@@ -106,7 +106,9 @@ pub fn test_config(database_url: &str) -> Config {
 
 /// An empty directory for private keys.
 pub fn new_keys_dir() -> PathBuf {
-    cluster().dir.join(format!("keys-{}", uuid::Uuid::new_v4().simple()))
+    cluster()
+        .dir
+        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()))
 }
 
 pub struct TestApp {
@@ -179,4 +181,83 @@ pub async fn expect_problem(
         "{body}"
     );
     body
+}
+
+/// The demo organisations and a token for one user of each.
+pub struct Fixture {
+    pub tokens: std::collections::HashMap<passnum::auth::Role, String>,
+    pub org_ids: std::collections::HashMap<&'static str, i64>,
+}
+
+/// Seeds the demo data and mints a token for each demo account.
+pub async fn fixture(app: &TestApp) -> Fixture {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use passnum::db::schema::users;
+
+    let mut conn = app.state.pool.get().await.unwrap();
+    passnum::demo::seed(&mut conn).await.unwrap();
+    let mut tokens = std::collections::HashMap::new();
+    let mut org_ids = std::collections::HashMap::new();
+    for email in DEMO_ACCOUNTS {
+        let (user_id, org_id): (i64, i64) = users::table
+            .filter(users::email.eq(email))
+            .select((users::id, users::organisation_id))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        let account = passnum::domain::accounts::account(&mut conn, user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (token, _) =
+            passnum::auth::token::issue(&app.state.keys, user_id, org_id, account.role(), 900)
+                .await
+                .unwrap();
+        org_ids.insert(email, org_id);
+        // The second venue is another organisation of the same kind: its
+        // id serves tenancy checks, the first venue's token the role checks.
+        if email != "lieu2@demo.passnum.test" {
+            tokens.insert(account.role(), token);
+        }
+    }
+    Fixture { tokens, org_ids }
+}
+
+pub const DEMO_ACCOUNTS: [&str; 5] = [
+    "operateur@demo.passnum.test",
+    "financeur@demo.passnum.test",
+    "prescripteur@demo.passnum.test",
+    "lieu@demo.passnum.test",
+    "lieu2@demo.passnum.test",
+];
+
+impl TestApp {
+    /// A request with a bearer token.
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// Counts the rows of a table, to prove a refusal stored nothing.
+    pub async fn count(&self, table: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.state.pool.get().await.unwrap();
+        let row: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        row.n
+    }
 }

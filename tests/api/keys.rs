@@ -28,7 +28,10 @@ async fn sign_with(ring: &KeyRing, voucher_id: u64) -> String {
 
 async fn verifies(ring: &KeyRing, text: &str) -> Result<(), voucher::VoucherError> {
     let parsed = voucher::SignedVoucher::parse(text)?;
-    let key = ring.verifying_key(Purpose::Voucher, parsed.body().kid).await.unwrap();
+    let key = ring
+        .verifying_key(Purpose::Voucher, parsed.body().kid)
+        .await
+        .unwrap();
     voucher::decode_and_verify(text, |_| key).map(|_| ())
 }
 
@@ -43,7 +46,10 @@ async fn jwks(app: &crate::helpers::TestApp) -> Vec<serde_json::Value> {
 async fn the_jwk_set_publishes_voucher_and_statement_keys_never_login_keys() {
     let app = spawn_app().await;
     let keys = jwks(&app).await;
-    let mut purposes: Vec<&str> = keys.iter().map(|k| k["purpose"].as_str().unwrap()).collect();
+    let mut purposes: Vec<&str> = keys
+        .iter()
+        .map(|k| k["purpose"].as_str().unwrap())
+        .collect();
     purposes.sort();
     assert_eq!(purposes, ["statement", "voucher"]);
     for key in &keys {
@@ -52,7 +58,11 @@ async fn the_jwk_set_publishes_voucher_and_statement_keys_never_login_keys() {
         assert_eq!(key["alg"], "EdDSA");
         assert_eq!(key["use"], "sig");
         assert_eq!(key["status"], "active");
-        assert_eq!(key["x"].as_str().unwrap().len(), 43, "32 bytes, base64url without padding");
+        assert_eq!(
+            key["x"].as_str().unwrap().len(),
+            43,
+            "32 bytes, base64url without padding"
+        );
         key["kid"].as_str().unwrap().parse::<u8>().unwrap();
     }
     // The login key exists, but only the service knows it.
@@ -69,8 +79,13 @@ async fn rotation_retires_the_old_key_which_still_verifies_until_withdrawn() {
     let new_kid = ring.rotate(Purpose::Voucher).await.unwrap();
     assert_ne!(new_kid, old_kid);
     let new = sign_with(ring, 1002).await;
-    assert_eq!(voucher::SignedVoucher::parse(&new).unwrap().body().kid, new_kid);
-    verifies(ring, &old).await.expect("a retired key still verifies");
+    assert_eq!(
+        voucher::SignedVoucher::parse(&new).unwrap().body().kid,
+        new_kid
+    );
+    verifies(ring, &old)
+        .await
+        .expect("a retired key still verifies");
     verifies(ring, &new).await.unwrap();
 
     let keys = jwks(&app).await;
@@ -83,14 +98,26 @@ async fn rotation_retires_the_old_key_which_still_verifies_until_withdrawn() {
     assert_eq!(status(new_kid).as_deref(), Some("active"));
 
     ring.withdraw(old_kid, "laptop stolen").await.unwrap();
-    assert_eq!(verifies(ring, &old).await, Err(voucher::VoucherError::UnknownKey(old_kid)));
+    assert_eq!(
+        verifies(ring, &old).await,
+        Err(voucher::VoucherError::UnknownKey(old_kid))
+    );
     verifies(ring, &new).await.unwrap();
-    assert!(jwks(&app).await.iter().all(|k| k["kid"] != old_kid.to_string()));
+    assert!(jwks(&app)
+        .await
+        .iter()
+        .all(|k| k["kid"] != old_kid.to_string()));
 
     // Statement keys are never withdrawn: old statements must stay provable.
     let (statement_kid, _) = ring.signer(Purpose::Statement).await.unwrap();
-    assert!(matches!(ring.withdraw(statement_kid, "no").await, Err(KeyError::NotWithdrawable(_))));
-    assert!(matches!(ring.withdraw(250, "no").await, Err(KeyError::UnknownKid(250))));
+    assert!(matches!(
+        ring.withdraw(statement_kid, "no").await,
+        Err(KeyError::NotWithdrawable(_))
+    ));
+    assert!(matches!(
+        ring.withdraw(250, "no").await,
+        Err(KeyError::UnknownKid(250))
+    ));
 }
 
 #[tokio::test]
@@ -99,7 +126,10 @@ async fn two_instances_starting_together_agree_on_one_key_each_verifying_the_oth
     let first = test_config(&database_url);
     let mut second = test_config(&database_url);
     second.keys_dir = first.keys_dir.clone(); // the same files, deployed to both
-    let (a, b) = tokio::join!(AppState::prepare(first, &database_url), AppState::prepare(second, &database_url));
+    let (a, b) = tokio::join!(
+        AppState::prepare(first, &database_url),
+        AppState::prepare(second, &database_url)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
 
     let (kid_a, _) = a.keys.signer(Purpose::Voucher).await.unwrap();
@@ -121,8 +151,14 @@ async fn an_instance_without_the_active_private_key_refuses_to_start() {
     AppState::prepare(first, &database_url).await.unwrap();
 
     // Another instance, given an empty keys directory.
-    let err = AppState::prepare(test_config(&database_url), &database_url).await.err().unwrap();
-    assert!(matches!(err, StartupError::Keys(KeyError::MissingPrivateKey { .. })), "{err}");
+    let err = AppState::prepare(test_config(&database_url), &database_url)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StartupError::Keys(KeyError::MissingPrivateKey { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("copy the keys directory"), "{err}");
 }
 
@@ -133,12 +169,19 @@ async fn a_private_key_readable_by_others_refuses_to_start() {
     let dir = config.keys_dir.clone();
     AppState::prepare(config, &database_url).await.unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
-        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            entry.unwrap().path(),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
     }
     let mut again = test_config(&database_url);
     again.keys_dir = dir;
     let err = AppState::prepare(again, &database_url).await.err().unwrap();
-    assert!(matches!(err, StartupError::Keys(KeyError::PrivateKeyExposed { .. })), "{err}");
+    assert!(
+        matches!(err, StartupError::Keys(KeyError::PrivateKeyExposed { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
 
@@ -147,8 +190,14 @@ async fn production_never_generates_keys() {
     let database_url = new_database().await;
     let mut config = test_config(&database_url);
     config.environment = passnum::config::Environment::Production;
-    let err = AppState::prepare(config, &database_url).await.err().unwrap();
-    assert!(matches!(err, StartupError::Keys(KeyError::NoActiveKey(_))), "{err}");
+    let err = AppState::prepare(config, &database_url)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StartupError::Keys(KeyError::NoActiveKey(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("passnum keys generate"), "{err}");
 }
 
@@ -159,18 +208,28 @@ async fn the_cli_decodes_a_voucher_and_checks_it_against_the_ring() {
     let run = |text: &str| {
         Command::new(env!("CARGO_BIN_EXE_passnum"))
             .args(["voucher", "decode", text])
-            .env("DATABASE_URL", app.state.config.database_url.as_deref().unwrap())
+            .env(
+                "DATABASE_URL",
+                app.state.config.database_url.as_deref().unwrap(),
+            )
             .env("PASSNUM_KEYS_DIR", &app.state.config.keys_dir)
             .output()
             .unwrap()
     };
     let out = run(&format!("  {}\r\n", text.to_lowercase()));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("voucher_id   123456789"), "{stdout}");
     assert!(stdout.contains("position     3 / 10"), "{stdout}");
     assert!(stdout.contains("expires_on   2027-06-30"), "{stdout}");
-    assert!(stdout.contains("signature    yes, by active key"), "{stdout}");
+    assert!(
+        stdout.contains("signature    yes, by active key"),
+        "{stdout}"
+    );
 
     // One flipped symbol: the signature no longer holds.
     let mut forged: Vec<char> = text.chars().collect();
@@ -187,11 +246,21 @@ async fn an_independent_verifier_accepts_our_vouchers_from_the_jwk_set_alone() {
     let text = sign_with(&app.state.keys, 987_654_321).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/verify.py");
     let out = tokio::process::Command::new("python3")
-        .args([script, "voucher", "--jwks", &app.url("/.well-known/jwks.json"), &text])
+        .args([
+            script,
+            "voucher",
+            "--jwks",
+            &app.url("/.well-known/jwks.json"),
+            &text,
+        ])
         .output()
         .await
         .expect("python3 runs (./scripts/test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("987654321"), "{stdout}");
 }

@@ -1,0 +1,5 @@
+//! The rules of the service, each applied in one database transaction.
+
+pub mod accounts;
+pub mod organisations;
+pub mod paris;
