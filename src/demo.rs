@@ -126,8 +126,61 @@ pub async fn seed(conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
             accounts::insert(conn, org.id, demo.email, &hash).await?;
         }
     }
+    seed_program(conn).await?;
     tracing::info!("demo data seeded; every demo account's password is {PASSWORD}");
     Ok(())
+}
+
+pub const PROGRAM_NAME: &str = "Pass numérique Alsace (démo)";
+
+/// A programme on the Bas-Rhin and the Haut-Rhin, with an allocation for the
+/// demo issuer; both demo venues are inside it.
+async fn seed_program(conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+    use crate::db::schema::programs;
+    let funder = org_of(conn, "financeur@demo.passnum.test").await?;
+    let issuer = org_of(conn, "prescripteur@demo.passnum.test").await?;
+    let existing: Option<i32> = programs::table
+        .filter(programs::funder_organisation_id.eq(funder))
+        .filter(programs::name.eq(PROGRAM_NAME))
+        .select(programs::id)
+        .first(conn)
+        .await
+        .optional()?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let today = paris::today();
+    let new = crate::domain::programs::NewProgram {
+        name: PROGRAM_NAME.into(),
+        face_value_cents: 2_000,
+        budget_cents: 20_000_000,
+        issue_until: today.checked_add_months(Months::new(12)).unwrap_or(today),
+        voucher_validity_days: 365,
+        territory: crate::domain::programs::Territory {
+            departements: vec!["67".into(), "68".into()],
+        },
+        time_zone: None,
+    };
+    let program = crate::domain::programs::create(conn, funder, new).await?;
+    let row = crate::domain::programs::find_own(conn, program.id, funder).await?;
+    crate::domain::programs::allocate(
+        conn,
+        &row,
+        crate::domain::programs::NewAllocation {
+            issuer_organisation_id: issuer,
+            vouchers: 1_000,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn org_of(conn: &mut AsyncPgConnection, email: &str) -> Result<i64, ApiError> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(users::organisation_id)
+        .first(conn)
+        .await?)
 }
 
 /// A valid SIRET from an 8-digit SIREN stem and a 4-digit NIC stem: each

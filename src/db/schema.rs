@@ -55,3 +55,77 @@ diesel::table! {
 
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::allow_tables_to_appear_in_same_query!(organisations, users);
+
+diesel::table! {
+    programs (id) {
+        id -> Integer,
+        funder_organisation_id -> BigInt,
+        name -> Text,
+        face_value_cents -> BigInt,
+        budget_cents -> BigInt,
+        issue_until -> Date,
+        voucher_validity_days -> Integer,
+        territory -> Array<Text>,
+        time_zone -> Text,
+        allocated_vouchers -> BigInt,
+        closed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    allocations (id) {
+        id -> BigInt,
+        program_id -> Integer,
+        issuer_organisation_id -> BigInt,
+        vouchers -> Integer,
+        used_vouchers -> Integer,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    books (id) {
+        id -> BigInt,
+        program_id -> Integer,
+        issuer_organisation_id -> BigInt,
+        issued_by_user_id -> BigInt,
+        size -> SmallInt,
+        issued_on -> Date,
+        expires_on -> Date,
+        beneficiary_reference -> Nullable<Text>,
+        beneficiary_postcode -> Nullable<Bpchar>,
+        beneficiary_commune_code -> Nullable<Bpchar>,
+        beneficiary_departement -> Text,
+        beneficiary_email -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        replaces_book_id -> Nullable<BigInt>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    vouchers (id) {
+        id -> BigInt,
+        book_id -> BigInt,
+        program_id -> Integer,
+        kid -> SmallInt,
+        position -> SmallInt,
+        expires_on -> Date,
+        face_value_cents -> BigInt,
+        code -> Text,
+        replaces_voucher_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(allocations -> programs (program_id));
+diesel::joinable!(books -> programs (program_id));
+diesel::joinable!(vouchers -> books (book_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    programs,
+    allocations,
+    books,
+    vouchers,
+    organisations
+);

@@ -1,5 +1,7 @@
 //! The rules of the service, each applied in one database transaction.
 
 pub mod accounts;
+pub mod books;
 pub mod organisations;
 pub mod paris;
+pub mod programs;

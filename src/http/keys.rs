@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::json::Body;
 use super::problem::ApiError;
 use crate::auth::Role;
-use crate::keys::jwks::{self, Jwks};
+use crate::keys::jwks::Jwks;
 use crate::keys::Purpose;
 use crate::state::AppState;
 
@@ -20,8 +20,7 @@ use crate::state::AppState;
     responses((status = 200, body = Jwks))
 )]
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let keys = state.keys.all_keys().await?;
-    let set = jwks::published(&keys, |_| true);
+    let set = state.keys.published().await?;
     Ok(HttpResponse::Ok()
         // Scanners may cache it briefly; withdrawals also reach them through /api/v1/sync.
         .insert_header(CacheControl(vec![

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, problem+json, telemetry.
 
 pub mod auth;
+pub mod books;
 pub mod health;
 pub mod json;
 pub mod keys;
@@ -9,6 +10,7 @@ pub mod openapi;
 pub mod organisations;
 pub mod pagination;
 pub mod problem;
+pub mod programs;
 pub mod request_log;
 pub mod session;
 pub mod users;
@@ -63,7 +65,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 )
                 .service(web::resource("/users").post(users::create))
                 .service(web::resource("/users/{id}/deactivate").post(users::deactivate))
-                .service(web::resource("/keys/rotate").post(keys::rotate)),
+                .service(web::resource("/keys/rotate").post(keys::rotate))
+                .service(
+                    web::resource("/programs")
+                        .get(programs::list)
+                        .post(programs::create),
+                )
+                .service(web::resource("/programs/{id}").get(programs::get))
+                .service(web::resource("/programs/{id}/allocations").post(programs::allocate))
+                .service(web::resource("/programs/{id}/close").post(programs::close))
+                .service(web::resource("/books").get(books::list).post(books::issue))
+                .service(web::resource("/books/{id}").get(books::get))
+                .service(web::resource("/books/{id}/revoke").post(books::revoke))
+                .service(web::resource("/books/{id}/replace").post(books::replace)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, keys, organisations, pagination, problem, session, users};
+use super::{books, health, keys, organisations, pagination, problem, programs, session, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,14 +25,27 @@ use super::{health, keys, organisations, pagination, problem, session, users};
         organisations::withdraw,
         users::create,
         users::deactivate,
+        programs::create,
+        programs::list,
+        programs::get,
+        programs::allocate,
+        programs::close,
+        books::issue,
+        books::list,
+        books::get,
+        books::revoke,
+        books::replace,
     ),
-    components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>)),
+    components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
+        pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "keys", description = "The published signing keys"),
         (name = "accounts", description = "Logging in and user accounts"),
-        (name = "organisations", description = "Operator, funders, issuers and venues")
+        (name = "organisations", description = "Operator, funders, issuers and venues"),
+        (name = "programs", description = "Funders' programmes and allocations"),
+        (name = "books", description = "Books of signed vouchers")
     )
 )]
 pub struct ApiDoc;

@@ -290,6 +290,33 @@ impl KeyRing {
         self.reload().await
     }
 
+    /// The JWK Set to publish: retired voucher keys stay only while some voucher
+    /// they signed can still be redeemed.
+    pub async fn published(&self) -> Result<jwks::Jwks, KeyError> {
+        use crate::db::schema::vouchers;
+        let keys = self.all_keys().await?;
+        // Yesterday in Paris: no programme's time zone is a day behind it.
+        let oldest_valid_day = crate::domain::paris::today() - chrono::Days::new(1);
+        let mut in_use = Vec::new();
+        let mut conn = self.pool.get().await?;
+        for key in keys
+            .iter()
+            .filter(|k| k.purpose == Purpose::Voucher && k.status == KeyStatus::Retired)
+        {
+            let any: bool = diesel::select(diesel::dsl::exists(
+                vouchers::table
+                    .filter(vouchers::kid.eq(i16::from(key.kid)))
+                    .filter(vouchers::expires_on.ge(oldest_valid_day)),
+            ))
+            .get_result(&mut conn)
+            .await?;
+            if any {
+                in_use.push(key.kid);
+            }
+        }
+        Ok(jwks::published(&keys, |kid| in_use.contains(&kid)))
+    }
+
     /// The public key that verifies objects of `purpose` signed by `kid`, if
     /// that key exists and is not withdrawn. An unseen kid is looked up at once.
     pub async fn verifying_key(

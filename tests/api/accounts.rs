@@ -436,7 +436,11 @@ async fn lists_are_paged_with_a_cursor() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(
+        seen.len() as i64,
+        app.count("organisations").await,
+        "{seen:?}"
+    );
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 
     for bad in [

@@ -11,94 +11,171 @@ use crate::helpers::{expect_problem, fixture, spawn_app, Fixture, TestApp};
 
 const ALL: &[Role] = &[Role::Operator, Role::Funder, Role::Issuer, Role::Venue];
 const OPERATOR: &[Role] = &[Role::Operator];
+const FUNDER: &[Role] = &[Role::Funder];
+const ISSUER: &[Role] = &[Role::Issuer];
+const FUNDER_OR_ISSUER: &[Role] = &[Role::Funder, Role::Issuer];
+
+/// The objects the table's paths and bodies name.
+struct Ids {
+    venue: i64,
+    issuer: i64,
+    user: i64,
+    program: i32,
+    spare_program: i32,
+    other_program: i32,
+    book: i64,
+    book2: i64,
+    other_book: i64,
+}
+
+impl Ids {
+    fn fill(&self, path: &str) -> String {
+        path.replace("{venue}", &self.venue.to_string())
+            .replace("{user}", &self.user.to_string())
+            .replace("{program}", &self.program.to_string())
+            .replace("{spare_program}", &self.spare_program.to_string())
+            .replace("{other_program}", &self.other_program.to_string())
+            .replace("{book}", &self.book.to_string())
+            .replace("{book2}", &self.book2.to_string())
+            .replace("{other_book}", &self.other_book.to_string())
+    }
+}
 
 struct Endpoint {
     method: Method,
-    /// `{venue}` is the second demo venue, `{user}` a user made for the test.
     path: &'static str,
     allowed: &'static [Role],
-    body: Option<fn() -> Value>,
+    body: Option<fn(&Ids) -> Value>,
     /// The same endpoint on an object of another organisation, which an
     /// allowed non-operator role must not see (404).
     foreign: Option<&'static str>,
 }
 
-fn endpoints() -> Vec<Endpoint> {
-    let e = |method: Method, path, allowed, body: Option<fn() -> Value>| Endpoint {
+fn endpoint(method: Method, path: &'static str, allowed: &'static [Role]) -> Endpoint {
+    Endpoint {
         method,
         path,
         allowed,
-        body,
+        body: None,
         foreign: None,
-    };
+    }
+}
+
+impl Endpoint {
+    fn body(mut self, body: fn(&Ids) -> Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn foreign(mut self, path: &'static str) -> Self {
+        self.foreign = Some(path);
+        self
+    }
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
     vec![
-        e(Method::GET, "/api/v1/me", ALL, None),
-        e(Method::GET, "/api/v1/organisations", OPERATOR, None),
-        e(Method::GET, "/api/v1/organisations?kind=venue", ALL, None),
-        e(
-            Method::GET,
-            "/api/v1/organisations?kind=issuer",
-            OPERATOR,
-            None,
-        ),
-        e(
-            Method::POST,
-            "/api/v1/organisations",
-            OPERATOR,
-            Some(|| {
-                json!({"kind": "issuer", "name": "CCAS de Mulhouse", "siret": "73282932000074",
-                       "address": "2 rue Pierre et Marie Curie", "postcode": "68100", "commune_code": "68224"})
-            }),
-        ),
-        e(
-            Method::POST,
-            "/api/v1/organisations/{venue}/accreditation",
-            OPERATOR,
-            Some(|| json!({"valid_until": "2099-01-01"})),
-        ),
-        e(
-            Method::DELETE,
-            "/api/v1/organisations/{venue}/accreditation",
-            OPERATOR,
-            None,
-        ),
-        e(
-            Method::POST,
-            "/api/v1/users",
-            OPERATOR,
-            Some(
-                || json!({"organisation_id": 1, "email": "table@example.org", "password": "long enough password"}),
-            ),
-        ),
-        e(
-            Method::POST,
-            "/api/v1/users/{user}/deactivate",
-            OPERATOR,
-            None,
-        ),
-        e(
-            Method::POST,
-            "/api/v1/keys/rotate",
-            OPERATOR,
-            Some(|| json!({"purpose": "statement"})),
-        ),
+        endpoint(M::GET, "/api/v1/me", ALL),
+        endpoint(M::GET, "/api/v1/organisations", OPERATOR),
+        endpoint(M::GET, "/api/v1/organisations?kind=venue", ALL),
+        endpoint(M::GET, "/api/v1/organisations?kind=issuer", OPERATOR),
+        endpoint(M::POST, "/api/v1/organisations", OPERATOR).body(|_| {
+            json!({"kind": "issuer", "name": "CCAS de Mulhouse", "siret": "73282932000074",
+                   "address": "2 rue Pierre et Marie Curie", "postcode": "68100", "commune_code": "68224"})
+        }),
+        endpoint(M::POST, "/api/v1/organisations/{venue}/accreditation", OPERATOR).body(|_| json!({"valid_until": "2099-01-01"})),
+        endpoint(M::DELETE, "/api/v1/organisations/{venue}/accreditation", OPERATOR),
+        endpoint(M::POST, "/api/v1/users", OPERATOR)
+            .body(|ids| json!({"organisation_id": ids.venue, "email": "table@example.org", "password": "long enough password"})),
+        endpoint(M::POST, "/api/v1/users/{user}/deactivate", OPERATOR),
+        endpoint(M::POST, "/api/v1/keys/rotate", OPERATOR).body(|_| json!({"purpose": "statement"})),
+        endpoint(M::GET, "/api/v1/programs", FUNDER_OR_ISSUER),
+        endpoint(M::POST, "/api/v1/programs", FUNDER).body(|_| {
+            json!({"name": "Table", "face_value_cents": 1000, "budget_cents": 100000, "issue_until": "2099-12-31",
+                   "voucher_validity_days": 30, "territory": {"departements": ["67"]}})
+        }),
+        endpoint(M::GET, "/api/v1/programs/{program}", FUNDER_OR_ISSUER).foreign("/api/v1/programs/{other_program}"),
+        endpoint(M::POST, "/api/v1/programs/{program}/allocations", FUNDER)
+            .body(|ids| json!({"issuer_organisation_id": ids.issuer, "vouchers": 5}))
+            .foreign("/api/v1/programs/{other_program}/allocations"),
+        endpoint(M::POST, "/api/v1/programs/{spare_program}/close", FUNDER).foreign("/api/v1/programs/{other_program}/close"),
+        endpoint(M::GET, "/api/v1/books", ISSUER),
+        endpoint(M::POST, "/api/v1/books", ISSUER).body(|ids| {
+            json!({"program_id": ids.program, "size": 5, "beneficiary": {"reference": "T-1", "postcode": "67000"}})
+        }),
+        endpoint(M::GET, "/api/v1/books/{book}", ISSUER).foreign("/api/v1/books/{other_book}"),
+        endpoint(M::POST, "/api/v1/books/{book}/revoke", ISSUER)
+            .body(|_| json!({"reason": "test"}))
+            .foreign("/api/v1/books/{other_book}/revoke"),
+        endpoint(M::POST, "/api/v1/books/{book2}/replace", ISSUER)
+            .body(|_| json!({"reason": "test"}))
+            .foreign("/api/v1/books/{other_book}/replace"),
     ]
 }
 
 async fn call(
     app: &TestApp,
     endpoint: &Endpoint,
+    ids: &Ids,
     path: &str,
     token: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = app.client.request(endpoint.method.clone(), app.url(path));
+    let mut request = app
+        .client
+        .request(endpoint.method.clone(), app.url(&ids.fill(path)));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     if let Some(body) = endpoint.body {
-        request = request.json(&body());
+        request = request.json(&body(ids));
     }
     request.send().await.unwrap()
+}
+
+async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let res = app
+        .with_token(Method::POST, path, token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+/// The objects the table needs, each made through the API.
+async fn objects(app: &TestApp, f: &Fixture) -> Ids {
+    let book = |program: i32| json!({"program_id": program, "size": 5, "beneficiary": {"reference": "T", "postcode": "68100"}});
+    let issuer = &f.tokens[&Role::Issuer];
+    let user = post(app, &f.tokens[&Role::Operator], "/api/v1/users",
+        json!({"organisation_id": f.org_ids["lieu2@demo.passnum.test"], "email": "victim@example.org", "password": "long enough password"})).await;
+    let spare = post(app, &f.tokens[&Role::Funder], "/api/v1/programs",
+        json!({"name": "Spare", "face_value_cents": 1000, "budget_cents": 1000, "issue_until": "2099-12-31",
+               "voucher_validity_days": 30, "territory": {"departements": ["67"]}})).await;
+    Ids {
+        venue: f.org_ids["lieu2@demo.passnum.test"],
+        issuer: f.org_ids["prescripteur@demo.passnum.test"],
+        user: user["id"].as_i64().unwrap(),
+        program: f.program_id,
+        spare_program: spare["id"].as_i64().unwrap() as i32,
+        other_program: f.other_program_id,
+        book: post(app, issuer, "/api/v1/books", book(f.program_id)).await["id"]
+            .as_i64()
+            .unwrap(),
+        book2: post(app, issuer, "/api/v1/books", book(f.program_id)).await["id"]
+            .as_i64()
+            .unwrap(),
+        other_book: post(
+            app,
+            &f.other_tokens[&Role::Issuer],
+            "/api/v1/books",
+            book(f.other_program_id),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap(),
+    }
 }
 
 /// Tokens that must all be refused: expired, signed by a key of no ring, `alg: none`.
@@ -151,35 +228,19 @@ async fn every_endpoint_admits_exactly_its_roles() {
     let app = spawn_app().await;
     let f = fixture(&app).await;
     let bad = bad_tokens(&app, &f).await;
-    let venue = f.org_ids["lieu2@demo.passnum.test"];
-    // A user whose deactivation the table may try.
-    let user: Value = app
-        .with_token(Method::POST, "/api/v1/users", &f.tokens[&Role::Operator])
-        .json(&json!({"organisation_id": venue, "email": "victim@example.org", "password": "long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fill = |path: &str| {
-        path.replace("{venue}", &venue.to_string())
-            .replace("{user}", &user["id"].to_string())
-    };
+    let ids = objects(&app, &f).await;
 
     let mut checked = 0;
     for endpoint in endpoints() {
-        let path = fill(endpoint.path);
         let what = format!("{} {}", endpoint.method, endpoint.path);
-
         expect_problem(
-            call(&app, &endpoint, &path, None).await,
+            call(&app, &endpoint, &ids, endpoint.path, None).await,
             401,
             "unauthorized",
         )
         .await;
         for (name, token) in &bad {
-            let res = call(&app, &endpoint, &path, Some(token)).await;
+            let res = call(&app, &endpoint, &ids, endpoint.path, Some(token)).await;
             assert_eq!(res.status(), 401, "{what} with an {name} token");
         }
         // Refused roles first, so that allowed calls cannot change their answer.
@@ -187,24 +248,30 @@ async fn every_endpoint_admits_exactly_its_roles() {
             .into_iter()
             .filter(|r| !endpoint.allowed.contains(r))
         {
-            let res = call(&app, &endpoint, &path, Some(&f.tokens[&role])).await;
+            let res = call(&app, &endpoint, &ids, endpoint.path, Some(&f.tokens[&role])).await;
             assert_eq!(res.status(), 403, "{what} as {role}");
             expect_problem(res, 403, "forbidden").await;
         }
+        // Another organisation's object, before the allowed calls change anything.
+        if let Some(foreign) = endpoint.foreign {
+            for role in endpoint.allowed.iter().filter(|r| **r != Role::Operator) {
+                let res = call(&app, &endpoint, &ids, foreign, Some(&f.tokens[role])).await;
+                assert_eq!(
+                    res.status(),
+                    404,
+                    "{what} on another organisation's object as {role}"
+                );
+                expect_problem(res, 404, "not-found").await;
+            }
+        }
         for role in endpoint.allowed {
-            let res = call(&app, &endpoint, &path, Some(&f.tokens[role])).await;
+            let res = call(&app, &endpoint, &ids, endpoint.path, Some(&f.tokens[role])).await;
             let status = res.status().as_u16();
             assert!(
                 status < 400,
                 "{what} as {role}: {status} {}",
                 res.text().await.unwrap()
             );
-        }
-        if let Some(foreign) = endpoint.foreign {
-            for role in endpoint.allowed.iter().filter(|r| **r != Role::Operator) {
-                let res = call(&app, &endpoint, &fill(foreign), Some(&f.tokens[role])).await;
-                expect_problem(res, 404, "not-found").await;
-            }
         }
         checked += 1;
     }

@@ -183,17 +183,25 @@ pub async fn expect_problem(
     body
 }
 
-/// The demo organisations and a token for one user of each.
+/// The demo organisations and a token for one user of each, plus a second
+/// funder and a second issuer whose objects others must not see.
 pub struct Fixture {
     pub tokens: std::collections::HashMap<passnum::auth::Role, String>,
     pub org_ids: std::collections::HashMap<&'static str, i64>,
+    /// The demo programme (départements 67 and 68), with an allocation for the demo issuer.
+    pub program_id: i32,
+    /// Tokens of the other funder and the other issuer.
+    pub other_tokens: std::collections::HashMap<passnum::auth::Role, String>,
+    /// The other funder's programme, with an allocation for the other issuer.
+    pub other_program_id: i32,
 }
 
 /// Seeds the demo data and mints a token for each demo account.
 pub async fn fixture(app: &TestApp) -> Fixture {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    use passnum::db::schema::users;
+    use passnum::auth::Role;
+    use passnum::db::schema::{programs, users};
 
     let mut conn = app.state.pool.get().await.unwrap();
     passnum::demo::seed(&mut conn).await.unwrap();
@@ -210,10 +218,7 @@ pub async fn fixture(app: &TestApp) -> Fixture {
             .await
             .unwrap()
             .unwrap();
-        let (token, _) =
-            passnum::auth::token::issue(&app.state.keys, user_id, org_id, account.role(), 900)
-                .await
-                .unwrap();
+        let token = app.token_for(user_id, org_id, account.role()).await;
         org_ids.insert(email, org_id);
         // The second venue is another organisation of the same kind: its
         // id serves tenancy checks, the first venue's token the role checks.
@@ -221,7 +226,80 @@ pub async fn fixture(app: &TestApp) -> Fixture {
             tokens.insert(account.role(), token);
         }
     }
-    Fixture { tokens, org_ids }
+    let program_id: i32 = programs::table
+        .filter(programs::name.eq(passnum::demo::PROGRAM_NAME))
+        .select(programs::id)
+        .first(&mut conn)
+        .await
+        .unwrap();
+
+    // Another funder and another issuer, sharing nothing with the demo ones.
+    let mut other_tokens = std::collections::HashMap::new();
+    let mut other_orgs = std::collections::HashMap::new();
+    for (role, stem, email) in [
+        (Role::Funder, "90000006", "autre-financeur@example.org"),
+        (Role::Issuer, "90000007", "autre-prescripteur@example.org"),
+    ] {
+        let org = passnum::domain::organisations::create(
+            &mut conn,
+            passnum::domain::organisations::NewOrganisation {
+                kind: role,
+                name: format!("Autre {role}"),
+                siret: passnum::demo::siret_from(stem, "0001"),
+                address: "1 rue du Sauvage".into(),
+                postcode: "68100".into(),
+                commune_code: "68224".into(),
+                latitude: None,
+                longitude: None,
+                phone: None,
+            },
+        )
+        .await
+        .unwrap();
+        let user = passnum::domain::accounts::insert(&mut conn, org.id, email, "$argon2id$unused")
+            .await
+            .unwrap();
+        other_tokens.insert(role, app.token_for(user.id, org.id, role).await);
+        other_orgs.insert(role, org.id);
+    }
+    let other_program = passnum::domain::programs::create(
+        &mut conn,
+        other_orgs[&Role::Funder],
+        passnum::domain::programs::NewProgram {
+            name: "Autre programme".into(),
+            face_value_cents: 1_500,
+            budget_cents: 1_500_000,
+            issue_until: chrono::NaiveDate::from_ymd_opt(2099, 12, 31).unwrap(),
+            voucher_validity_days: 180,
+            territory: passnum::domain::programs::Territory {
+                departements: vec!["68".into()],
+            },
+            time_zone: None,
+        },
+    )
+    .await
+    .unwrap();
+    let row =
+        passnum::domain::programs::find_own(&mut conn, other_program.id, other_orgs[&Role::Funder])
+            .await
+            .unwrap();
+    passnum::domain::programs::allocate(
+        &mut conn,
+        &row,
+        passnum::domain::programs::NewAllocation {
+            issuer_organisation_id: other_orgs[&Role::Issuer],
+            vouchers: 100,
+        },
+    )
+    .await
+    .unwrap();
+    Fixture {
+        tokens,
+        org_ids,
+        program_id,
+        other_tokens,
+        other_program_id: other_program.id,
+    }
 }
 
 pub const DEMO_ACCOUNTS: [&str; 5] = [
@@ -233,6 +311,14 @@ pub const DEMO_ACCOUNTS: [&str; 5] = [
 ];
 
 impl TestApp {
+    /// A login token, minted as `POST /api/v1/auth/token` would.
+    pub async fn token_for(&self, user_id: i64, org_id: i64, role: passnum::auth::Role) -> String {
+        passnum::auth::token::issue(&self.state.keys, user_id, org_id, role, 900)
+            .await
+            .unwrap()
+            .0
+    }
+
     /// A request with a bearer token.
     pub fn with_token(
         &self,

@@ -4,11 +4,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use chrono::NaiveDate;
+use passnum::auth::Role;
 use passnum::keys::{KeyError, KeyRing, Purpose};
 use passnum::state::{AppState, StartupError};
 use passnum::voucher::{self, VoucherBody};
 
-use crate::helpers::{new_database, spawn_app, test_config};
+use crate::helpers::{fixture, new_database, spawn_app, test_config};
 
 fn body(kid: u8, voucher_id: u64) -> VoucherBody {
     VoucherBody {
@@ -72,12 +73,24 @@ async fn the_jwk_set_publishes_voucher_and_statement_keys_never_login_keys() {
 #[tokio::test]
 async fn rotation_retires_the_old_key_which_still_verifies_until_withdrawn() {
     let app = spawn_app().await;
+    let f = fixture(&app).await;
     let ring = &app.state.keys;
-    let old = sign_with(ring, 1001).await;
+    // A real book, so the old key has vouchers that can still be redeemed.
+    let book: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/books", &f.tokens[&Role::Issuer])
+        .json(&serde_json::json!({"program_id": f.program_id, "size": 5, "beneficiary": {"reference": "K-1", "postcode": "67000"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old = book["vouchers"][0]["code"].as_str().unwrap().to_owned();
     let old_kid = voucher::SignedVoucher::parse(&old).unwrap().body().kid;
 
+    let middle_kid = ring.rotate(Purpose::Voucher).await.unwrap();
     let new_kid = ring.rotate(Purpose::Voucher).await.unwrap();
-    assert_ne!(new_kid, old_kid);
+    assert!(old_kid < middle_kid && middle_kid < new_kid);
     let new = sign_with(ring, 1002).await;
     assert_eq!(
         voucher::SignedVoucher::parse(&new).unwrap().body().kid,
@@ -91,10 +104,19 @@ async fn rotation_retires_the_old_key_which_still_verifies_until_withdrawn() {
     let keys = jwks(&app).await;
     let status = |kid: u8| {
         keys.iter()
-            .find(|k| k["kid"] == kid.to_string())
+            .find(|k| k["kid"].as_str() == Some(kid.to_string().as_str()))
             .map(|k| k["status"].as_str().unwrap().to_owned())
     };
-    assert_eq!(status(old_kid).as_deref(), Some("retired"));
+    assert_eq!(
+        status(old_kid).as_deref(),
+        Some("retired"),
+        "its vouchers can still be redeemed"
+    );
+    assert_eq!(
+        status(middle_kid),
+        None,
+        "it signed nothing that is still valid"
+    );
     assert_eq!(status(new_kid).as_deref(), Some("active"));
 
     ring.withdraw(old_kid, "laptop stolen").await.unwrap();
@@ -106,7 +128,7 @@ async fn rotation_retires_the_old_key_which_still_verifies_until_withdrawn() {
     assert!(jwks(&app)
         .await
         .iter()
-        .all(|k| k["kid"] != old_kid.to_string()));
+        .all(|k| k["kid"].as_str() != Some(old_kid.to_string().as_str())));
 
     // Statement keys are never withdrawn: old statements must stay provable.
     let (statement_kid, _) = ring.signer(Purpose::Statement).await.unwrap();
@@ -239,20 +261,33 @@ async fn the_cli_decodes_a_voucher_and_checks_it_against_the_ring() {
 }
 
 /// The independent verifier (tests/independent, written from the format page
-/// alone) accepts what the service signs, given only the published JWK Set.
+/// alone) accepts the vouchers the service issues, given only the JWK Set.
 #[tokio::test]
-async fn an_independent_verifier_accepts_our_vouchers_from_the_jwk_set_alone() {
+async fn an_independent_verifier_accepts_issued_vouchers_from_the_jwk_set_alone() {
     let app = spawn_app().await;
-    let text = sign_with(&app.state.keys, 987_654_321).await;
+    let f = fixture(&app).await;
+    let book: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/books", &f.tokens[&Role::Issuer])
+        .json(&serde_json::json!({"program_id": f.program_id, "size": 10, "beneficiary": {"reference": "IV-1", "postcode": "68000"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codes: Vec<String> = book["vouchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/verify.py");
+    let jwks = app.url("/.well-known/jwks.json");
+    let mut args = vec![script.to_owned(), "voucher".into(), "--jwks".into(), jwks];
+    args.extend(codes.iter().cloned());
     let out = tokio::process::Command::new("python3")
-        .args([
-            script,
-            "voucher",
-            "--jwks",
-            &app.url("/.well-known/jwks.json"),
-            &text,
-        ])
+        .args(&args)
         .output()
         .await
         .expect("python3 runs (./scripts/test installs it)");
@@ -262,5 +297,31 @@ async fn an_independent_verifier_accepts_our_vouchers_from_the_jwk_set_alone() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("987654321"), "{stdout}");
+    for v in book["vouchers"].as_array().unwrap() {
+        assert!(
+            stdout.contains(v["voucher_id"].as_str().unwrap()),
+            "{stdout}"
+        );
+    }
+
+    // A forged one (a flipped symbol) is refused by the same verifier.
+    let mut forged: Vec<char> = codes[0].chars().collect();
+    forged[30] = if forged[30] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    let out = tokio::process::Command::new("python3")
+        .args([
+            script,
+            "voucher",
+            "--jwks",
+            &app.url("/.well-known/jwks.json"),
+            &forged,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod authorisation;
+mod books;
 mod foundation;
 mod helpers;
 mod keys;

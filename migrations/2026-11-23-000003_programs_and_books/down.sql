@@ -1,0 +1,4 @@
+DROP TABLE vouchers;
+DROP TABLE books;
+DROP TABLE allocations;
+DROP TABLE programs;

@@ -1,0 +1,668 @@
+//! Books of 5 or 10 signed vouchers: issuing one in a single transaction that
+//! also spends the allocation, revoking, and replacing a lost one.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ed25519_dalek::SigningKey;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::accounts::{normalise_email, Account};
+use super::programs::{self, constraint, ProgramRow};
+use crate::auth::Role;
+use crate::db::schema::{allocations, books, vouchers};
+use crate::geo::{Communes, GeoField};
+use crate::http::problem::{ApiError, ProblemType};
+use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBook {
+    pub program_id: i32,
+    /// 5 or 10.
+    pub size: i64,
+    pub beneficiary: Beneficiary,
+}
+
+/// Who the book is for, as little as possible: the issuer's own file number,
+/// a postcode (and the commune when the postcode spans départements), and an
+/// email kept only until the book is sent. Never a name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Beneficiary {
+    pub reference: String,
+    pub postcode: String,
+    pub commune_code: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedVoucher {
+    /// Decimal string: ids use all 63 bits.
+    pub voucher_id: String,
+    pub position: i16,
+    /// The text the QR code holds.
+    pub code: String,
+    /// The code to type when the camera fails.
+    pub typed_code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedBook {
+    pub id: i64,
+    pub program_id: i32,
+    pub size: i16,
+    pub expires_on: NaiveDate,
+    pub vouchers: Vec<IssuedVoucher>,
+    pub pdf_url: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = books)]
+pub struct BookRow {
+    pub id: i64,
+    pub program_id: i32,
+    pub issuer_organisation_id: i64,
+    pub size: i16,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub beneficiary_reference: Option<String>,
+    pub beneficiary_postcode: Option<String>,
+    pub beneficiary_commune_code: Option<String>,
+    pub beneficiary_departement: String,
+    pub beneficiary_email: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub replaces_book_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = vouchers)]
+pub struct VoucherRow {
+    pub id: i64,
+    pub position: i16,
+    pub expires_on: NaiveDate,
+    pub face_value_cents: i64,
+    pub code: String,
+}
+
+/// Where a voucher stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VoucherStatus {
+    Valid,
+    Redeemed,
+    Expired,
+    Revoked,
+}
+
+/// A redemption wins over everything; then revocation; then the calendar.
+pub fn voucher_status(
+    redeemed: bool,
+    revoked: bool,
+    expires_on: NaiveDate,
+    today: NaiveDate,
+) -> VoucherStatus {
+    if redeemed {
+        VoucherStatus::Redeemed
+    } else if revoked {
+        VoucherStatus::Revoked
+    } else if expires_on < today {
+        VoucherStatus::Expired
+    } else {
+        VoucherStatus::Valid
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookVoucher {
+    pub voucher_id: String,
+    pub position: i16,
+    pub code: String,
+    pub typed_code: String,
+    pub face_value_cents: i64,
+    pub status: VoucherStatus,
+}
+
+/// A book as its issuer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Book {
+    pub id: i64,
+    pub program_id: i32,
+    pub size: i16,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub reference: Option<String>,
+    pub postcode: Option<String>,
+    /// Vouchers used so far (n of `size`).
+    pub used: i64,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub replaces_book_id: Option<i64>,
+    pub replaced_by_book_id: Option<i64>,
+    /// Whether an email address is waiting for the book to be sent.
+    pub email_pending: bool,
+    pub pdf_url: String,
+    /// Present on a single book, absent from lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vouchers: Option<Vec<BookVoucher>>,
+}
+
+/// Everything checked before the transaction: nothing here touches the database.
+struct Checked {
+    size: i16,
+    reference: String,
+    postcode: String,
+    commune_code: Option<String>,
+    departement: String,
+    email: Option<String>,
+}
+
+fn check_book(new: &NewBook, program: &ProgramRow) -> Result<Checked, ApiError> {
+    let size = match u8::try_from(new.size) {
+        Ok(size) if BOOK_SIZES.contains(&size) => i16::from(size),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "size",
+                "a book holds 5 or 10 vouchers",
+            ))
+        }
+    };
+    let b = &new.beneficiary;
+    let reference = b.reference.trim();
+    if reference.is_empty() || reference.chars().count() > 64 {
+        return Err(ApiError::invalid_field(
+            "beneficiary.reference",
+            "your file number for this person, 1 to 64 characters (never their name)",
+        ));
+    }
+    let postcode = b.postcode.trim();
+    let commune_code = b
+        .commune_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let departement = Communes::shared()
+        .departement_for(postcode, commune_code)
+        .map_err(|e| {
+            let field = match e.field() {
+                GeoField::CommuneCode => "beneficiary.commune_code",
+                _ => "beneficiary.postcode",
+            };
+            ApiError::invalid_field(field, e.to_string())
+        })?;
+    if !program.territory.iter().any(|d| d == departement.as_str()) {
+        return Err(ApiError::invalid_field(
+            "beneficiary.postcode",
+            format!(
+                "département {departement} is outside the programme's territory ({})",
+                program.territory.join(", ")
+            ),
+        ));
+    }
+    let email = match b.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        Some(email) => Some(normalise_email(email).map_err(|_| {
+            ApiError::invalid_field("beneficiary.email", "this is not an email address")
+        })?),
+        None => None,
+    };
+    Ok(Checked {
+        size,
+        reference: reference.to_owned(),
+        postcode: postcode.to_owned(),
+        commune_code: commune_code.map(str::to_owned),
+        departement: departement.as_str().to_owned(),
+        email,
+    })
+}
+
+/// Refuses issuing on a closed programme or past its last issue date.
+fn check_open_for_issuing(program: &ProgramRow) -> Result<(), ApiError> {
+    if program.closed_at.is_some() {
+        return Err(ApiError::new(
+            ProblemType::ProgramClosed,
+            "The programme is closed.",
+        ));
+    }
+    if program.today() > program.issue_until {
+        return Err(ApiError::new(
+            ProblemType::ProgramClosed,
+            format!("The programme issued books until {}.", program.issue_until),
+        ));
+    }
+    Ok(())
+}
+
+/// A new voucher id: random in 1..2^63-1, so ids reveal nothing and fit a BIGINT.
+fn new_voucher_id() -> u64 {
+    rand::thread_rng().gen_range(1..=MAX_VOUCHER_ID)
+}
+
+/// Signs the vouchers of one book (pure: done before the transaction).
+fn sign_vouchers(
+    kid: u8,
+    key: &SigningKey,
+    program_id: i32,
+    expires_on: NaiveDate,
+    size: i16,
+    positions: &[i16],
+) -> Result<Vec<(u64, i16, String)>, ApiError> {
+    positions
+        .iter()
+        .map(|&position| {
+            let id = new_voucher_id();
+            let narrow = |_| {
+                ApiError::internal("a programme id, position or size out of the voucher's range")
+            };
+            let body = VoucherBody {
+                kid,
+                voucher_id: id,
+                program_id: u32::try_from(program_id).map_err(narrow)?,
+                expires_on,
+                position: u8::try_from(position).map_err(narrow)?,
+                book_size: u8::try_from(size).map_err(narrow)?,
+            };
+            let signed = body
+                .sign(key)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((id, position, signed.to_text()))
+        })
+        .collect()
+}
+
+pub fn pdf_url(public_url: &str, book_id: i64) -> String {
+    format!("{public_url}/api/v1/books/{book_id}/pdf")
+}
+
+/// Issues a book: the allocation is spent and the book and its vouchers are
+/// stored in one transaction, so concurrent requests can never overspend.
+pub async fn issue(
+    conn: &mut AsyncPgConnection,
+    issuer: &Account,
+    signer: (u8, SigningKey),
+    new: NewBook,
+    public_url: &str,
+) -> Result<IssuedBook, ApiError> {
+    let program =
+        programs::find_visible(conn, new.program_id, Role::Issuer, issuer.organisation.id)
+            .await
+            .map_err(|_| {
+                ApiError::invalid_field("program_id", "no programme you can issue from has this id")
+            })?;
+    let checked = check_book(&new, &program)?;
+    check_open_for_issuing(&program)?;
+
+    let issued_on = program.today();
+    let expires_on = issued_on
+        .checked_add_days(Days::new(program.voucher_validity_days as u64))
+        .ok_or_else(|| ApiError::internal("expiry date overflow"))?;
+    let (kid, key) = signer;
+    let positions: Vec<i16> = (1..=checked.size).collect();
+    let signed = sign_vouchers(kid, &key, program.id, expires_on, checked.size, &positions)?;
+
+    let issuer_org = issuer.organisation.id;
+    let user_id = issuer.user.id;
+    let book_id = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let spent = diesel::update(
+                allocations::table
+                    .filter(allocations::program_id.eq(program.id))
+                    .filter(allocations::issuer_organisation_id.eq(issuer_org)),
+            )
+            .set(
+                allocations::used_vouchers.eq(allocations::used_vouchers + i32::from(checked.size)),
+            )
+            .execute(conn)
+            .await
+            .map_err(|e| {
+                constraint(
+                    e,
+                    "allocations_within_quota",
+                    ProblemType::QuotaExceeded,
+                    "Your allocation for this programme is used up; ask the funder for more.",
+                )
+            })?;
+            if spent != 1 {
+                return Err(ApiError::invalid_field(
+                    "program_id",
+                    "you have no allocation in this programme",
+                ));
+            }
+            let book_id: i64 = diesel::insert_into(books::table)
+                .values((
+                    books::program_id.eq(program.id),
+                    books::issuer_organisation_id.eq(issuer_org),
+                    books::issued_by_user_id.eq(user_id),
+                    books::size.eq(checked.size),
+                    books::issued_on.eq(issued_on),
+                    books::expires_on.eq(expires_on),
+                    books::beneficiary_reference.eq(&checked.reference),
+                    books::beneficiary_postcode.eq(&checked.postcode),
+                    books::beneficiary_commune_code.eq(&checked.commune_code),
+                    books::beneficiary_departement.eq(&checked.departement),
+                    books::beneficiary_email.eq(&checked.email),
+                ))
+                .returning(books::id)
+                .get_result(conn)
+                .await?;
+            insert_vouchers(
+                conn,
+                book_id,
+                program.id,
+                kid,
+                expires_on,
+                program.face_value_cents,
+                &signed,
+                None,
+            )
+            .await?;
+            Ok(book_id)
+        })
+        .await?;
+    Ok(IssuedBook {
+        id: book_id,
+        program_id: program.id,
+        size: checked.size,
+        expires_on,
+        vouchers: signed
+            .iter()
+            .map(|(id, position, code)| issued_voucher(*id, *position, code))
+            .collect(),
+        pdf_url: pdf_url(public_url, book_id),
+    })
+}
+
+fn issued_voucher(id: u64, position: i16, code: &str) -> IssuedVoucher {
+    IssuedVoucher {
+        voucher_id: id.to_string(),
+        position,
+        code: code.to_owned(),
+        typed_code: typed_code::encode(id).unwrap_or_default(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_vouchers(
+    conn: &mut AsyncPgConnection,
+    book_id: i64,
+    program_id: i32,
+    kid: u8,
+    expires_on: NaiveDate,
+    face_value_cents: i64,
+    signed: &[(u64, i16, String)],
+    replaces: Option<&[i64]>,
+) -> QueryResult<()> {
+    let rows: Vec<_> = signed
+        .iter()
+        .enumerate()
+        .map(|(i, (id, position, code))| {
+            (
+                vouchers::id.eq(*id as i64),
+                vouchers::book_id.eq(book_id),
+                vouchers::program_id.eq(program_id),
+                vouchers::kid.eq(i16::from(kid)),
+                vouchers::position.eq(*position),
+                vouchers::expires_on.eq(expires_on),
+                vouchers::face_value_cents.eq(face_value_cents),
+                vouchers::code.eq(code.clone()),
+                vouchers::replaces_voucher_id.eq(replaces.map(|r| r[i])),
+            )
+        })
+        .collect();
+    diesel::insert_into(vouchers::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The book if it belongs to `issuer`; another organisation's is not found.
+pub async fn find_own(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    issuer: i64,
+) -> Result<BookRow, ApiError> {
+    books::table
+        .find(id)
+        .filter(books::issuer_organisation_id.eq(issuer))
+        .select(BookRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::not_found(format!("No book {id}.")))
+}
+
+/// The vouchers of a book, in position order, with whether each was redeemed.
+pub async fn vouchers_of(
+    conn: &mut AsyncPgConnection,
+    book_id: i64,
+) -> Result<Vec<(VoucherRow, bool)>, ApiError> {
+    let rows: Vec<VoucherRow> = vouchers::table
+        .filter(vouchers::book_id.eq(book_id))
+        .select(VoucherRow::as_select())
+        .order(vouchers::position)
+        .load(conn)
+        .await?;
+    // No voucher is redeemed until venues can redeem them.
+    Ok(rows.into_iter().map(|v| (v, false)).collect())
+}
+
+/// A book with its progress, and with each voucher when `with_vouchers`.
+pub async fn present(
+    conn: &mut AsyncPgConnection,
+    row: BookRow,
+    today: NaiveDate,
+    public_url: &str,
+    with_vouchers: bool,
+) -> Result<Book, ApiError> {
+    let vouchers = vouchers_of(conn, row.id).await?;
+    let used = vouchers.iter().filter(|(_, redeemed)| *redeemed).count() as i64;
+    let replaced_by: Option<i64> = books::table
+        .filter(books::replaces_book_id.eq(row.id))
+        .select(books::id)
+        .first(conn)
+        .await
+        .optional()?;
+    let revoked = row.revoked_at.is_some();
+    let vouchers = with_vouchers.then(|| {
+        vouchers
+            .into_iter()
+            .map(|(v, redeemed)| BookVoucher {
+                voucher_id: v.id.to_string(),
+                position: v.position,
+                typed_code: typed_code::encode(v.id as u64).unwrap_or_default(),
+                code: v.code,
+                face_value_cents: v.face_value_cents,
+                status: voucher_status(redeemed, revoked, v.expires_on, today),
+            })
+            .collect()
+    });
+    Ok(Book {
+        id: row.id,
+        program_id: row.program_id,
+        size: row.size,
+        issued_on: row.issued_on,
+        expires_on: row.expires_on,
+        reference: row.beneficiary_reference,
+        postcode: row.beneficiary_postcode,
+        used,
+        revoked_at: row.revoked_at,
+        revoked_reason: row.revoked_reason,
+        replaces_book_id: row.replaces_book_id,
+        replaced_by_book_id: replaced_by,
+        email_pending: row.beneficiary_email.is_some(),
+        pdf_url: pdf_url(public_url, row.id),
+        vouchers,
+    })
+}
+
+/// One page of an issuer's books, newest last, optionally by reference.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    issuer: i64,
+    reference: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<BookRow>, ApiError> {
+    let mut query = books::table
+        .filter(books::issuer_organisation_id.eq(issuer))
+        .filter(books::id.gt(after))
+        .select(BookRow::as_select())
+        .order(books::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) {
+        query = query.filter(books::beneficiary_reference.eq(reference.to_owned()));
+    }
+    Ok(query.load(conn).await?)
+}
+
+fn check_reason(reason: &str) -> Result<String, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "say why, in 1 to 500 characters",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Revokes a book: its unredeemed vouchers stop being redeemable.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    book: &BookRow,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let reason = check_reason(reason)?;
+    let updated = diesel::update(
+        books::table
+            .find(book.id)
+            .filter(books::revoked_at.is_null()),
+    )
+    .set((
+        books::revoked_at.eq(diesel::dsl::now),
+        books::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
+    if updated == 0 {
+        return Err(ApiError::new(
+            ProblemType::Conflict,
+            "The book is already revoked.",
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces a lost book: the old one is revoked and a new one holds new
+/// vouchers for its unredeemed positions only, with the same size, positions
+/// and expiry. It uses no allocation, and each new voucher stands for the one
+/// it replaces, so the programme's committed amount does not change.
+pub async fn replace(
+    conn: &mut AsyncPgConnection,
+    book: &BookRow,
+    issuer: &Account,
+    signer: (u8, SigningKey),
+    reason: &str,
+    public_url: &str,
+) -> Result<IssuedBook, ApiError> {
+    let reason = check_reason(reason)?;
+    let program =
+        programs::find_visible(conn, book.program_id, Role::Issuer, issuer.organisation.id).await?;
+    if program.closed_at.is_some() {
+        return Err(ApiError::new(
+            ProblemType::ProgramClosed,
+            "The programme is closed.",
+        ));
+    }
+    let old: Vec<VoucherRow> = vouchers_of(conn, book.id)
+        .await?
+        .into_iter()
+        .filter(|(_, redeemed)| !redeemed)
+        .map(|(v, _)| v)
+        .collect();
+    let positions: Vec<i16> = old.iter().map(|v| v.position).collect();
+    let replaces: Vec<i64> = old.iter().map(|v| v.id).collect();
+    let face_value = old
+        .iter()
+        .map(|v| v.face_value_cents)
+        .next()
+        .unwrap_or(program.face_value_cents);
+    let (kid, key) = signer;
+    let signed = sign_vouchers(
+        kid,
+        &key,
+        program.id,
+        book.expires_on,
+        book.size,
+        &positions,
+    )?;
+    let user_id = issuer.user.id;
+    let new_id = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            diesel::update(
+                books::table
+                    .find(book.id)
+                    .filter(books::revoked_at.is_null()),
+            )
+            .set((
+                books::revoked_at.eq(diesel::dsl::now),
+                books::revoked_reason.eq(&reason),
+            ))
+            .execute(conn)
+            .await?;
+            let new_id: i64 = diesel::insert_into(books::table)
+                .values((
+                    books::program_id.eq(book.program_id),
+                    books::issuer_organisation_id.eq(book.issuer_organisation_id),
+                    books::issued_by_user_id.eq(user_id),
+                    books::size.eq(book.size),
+                    books::issued_on.eq(program.today()),
+                    books::expires_on.eq(book.expires_on),
+                    books::beneficiary_reference.eq(&book.beneficiary_reference),
+                    books::beneficiary_postcode.eq(&book.beneficiary_postcode),
+                    books::beneficiary_commune_code.eq(&book.beneficiary_commune_code),
+                    books::beneficiary_departement.eq(&book.beneficiary_departement),
+                    books::beneficiary_email.eq(&book.beneficiary_email),
+                    books::replaces_book_id.eq(book.id),
+                ))
+                .returning(books::id)
+                .get_result(conn)
+                .await
+                .map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => ApiError::new(ProblemType::Conflict, "This book was already replaced."),
+                    other => other.into(),
+                })?;
+            insert_vouchers(
+                conn,
+                new_id,
+                program.id,
+                kid,
+                book.expires_on,
+                face_value,
+                &signed,
+                Some(&replaces),
+            )
+            .await?;
+            Ok(new_id)
+        })
+        .await?;
+    Ok(IssuedBook {
+        id: new_id,
+        program_id: program.id,
+        size: book.size,
+        expires_on: book.expires_on,
+        vouchers: signed
+            .iter()
+            .map(|(id, position, code)| issued_voucher(*id, *position, code))
+            .collect(),
+        pdf_url: pdf_url(public_url, new_id),
+    })
+}
