@@ -41,6 +41,8 @@ pub struct Config {
     pub db_timeout: Duration,
     /// Lifetime of login tokens.
     pub token_ttl_secs: i64,
+    /// How long a venue may cancel a redemption it made.
+    pub cancel_window_hours: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ impl Config {
             db_pool_size: parse(&get, "PASSNUM_DB_POOL_SIZE", "16")?,
             db_timeout: Duration::from_millis(db_timeout_ms),
             token_ttl_secs: parse(&get, "PASSNUM_TOKEN_TTL_SECS", "900")?,
+            cancel_window_hours: parse(&get, "PASSNUM_CANCEL_WINDOW_HOURS", "24")?,
         })
     }
 

@@ -54,7 +54,6 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> organisations (organisation_id));
-diesel::allow_tables_to_appear_in_same_query!(organisations, users);
 
 diesel::table! {
     programs (id) {
@@ -122,10 +121,65 @@ diesel::table! {
 diesel::joinable!(allocations -> programs (program_id));
 diesel::joinable!(books -> programs (program_id));
 diesel::joinable!(vouchers -> books (book_id));
+
+diesel::table! {
+    redemptions (id) {
+        id -> BigInt,
+        voucher_id -> BigInt,
+        program_id -> Integer,
+        venue_organisation_id -> BigInt,
+        redeemed_by_user_id -> Nullable<BigInt>,
+        redeemed_at -> Timestamptz,
+        theme -> Text,
+        held_on -> Date,
+        duration_minutes -> Integer,
+        face_value_cents -> BigInt,
+        cancelled_at -> Nullable<Timestamptz>,
+        cancelled_by_user_id -> Nullable<BigInt>,
+        cancel_reason -> Nullable<Text>,
+        reversed_at -> Nullable<Timestamptz>,
+        reversed_by_user_id -> Nullable<BigInt>,
+        reverse_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamptz,
+        kind -> Text,
+        redemption_id -> BigInt,
+        voucher_id -> BigInt,
+        actor_user_id -> Nullable<BigInt>,
+        actor_organisation_id -> BigInt,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idempotency_records (user_id, key) {
+        user_id -> BigInt,
+        key -> Text,
+        request_hash -> Binary,
+        status -> SmallInt,
+        response_body -> Binary,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(redemptions -> vouchers (voucher_id));
+diesel::joinable!(vouchers -> signing_keys (kid));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    signing_keys,
+    organisations,
+    users,
+    login_failures,
     programs,
     allocations,
     books,
     vouchers,
-    organisations
+    redemptions,
+    audit_events,
+    idempotency_records,
 );

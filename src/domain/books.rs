@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::accounts::{normalise_email, Account};
 use super::programs::{self, constraint, ProgramRow};
 use crate::auth::Role;
-use crate::db::schema::{allocations, books, vouchers};
+use crate::db::schema::{allocations, books, redemptions, vouchers};
 use crate::geo::{Communes, GeoField};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
@@ -440,14 +440,20 @@ pub async fn vouchers_of(
     conn: &mut AsyncPgConnection,
     book_id: i64,
 ) -> Result<Vec<(VoucherRow, bool)>, ApiError> {
-    let rows: Vec<VoucherRow> = vouchers::table
+    let rows: Vec<(VoucherRow, bool)> = vouchers::table
         .filter(vouchers::book_id.eq(book_id))
-        .select(VoucherRow::as_select())
+        .select((
+            VoucherRow::as_select(),
+            diesel::dsl::exists(
+                redemptions::table
+                    .filter(redemptions::voucher_id.eq(vouchers::id))
+                    .filter(redemptions::cancelled_at.is_null()),
+            ),
+        ))
         .order(vouchers::position)
         .load(conn)
         .await?;
-    // No voucher is redeemed until venues can redeem them.
-    Ok(rows.into_iter().map(|v| (v, false)).collect())
+    Ok(rows)
 }
 
 /// A book with its progress, and with each voucher when `with_vouchers`.

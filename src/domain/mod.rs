@@ -2,6 +2,9 @@
 
 pub mod accounts;
 pub mod books;
+pub mod idempotency;
 pub mod organisations;
 pub mod paris;
 pub mod programs;
+pub mod redemptions;
+pub mod themes;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::organisations::{self, validation};
 use crate::auth::Role;
-use crate::db::schema::{allocations, programs, vouchers};
+use crate::db::schema::{allocations, programs, redemptions, vouchers};
 use crate::geo::Communes;
 use crate::http::problem::{ApiError, FieldError, ProblemType};
 
@@ -289,12 +289,20 @@ pub async fn present(conn: &mut AsyncPgConnection, row: ProgramRow) -> Result<Pr
         .select(sum_cents())
         .first(conn)
         .await?;
+    // Paid or payable: neither cancelled by the venue nor reversed by the funder.
+    let redeemed: i64 = redemptions::table
+        .filter(redemptions::program_id.eq(row.id))
+        .filter(redemptions::cancelled_at.is_null())
+        .filter(redemptions::reversed_at.is_null())
+        .select(sum_cents())
+        .first(conn)
+        .await?;
     Ok(Program {
         id: row.id,
         funder_organisation_id: row.funder_organisation_id,
         allocated_cents: row.allocated_vouchers * row.face_value_cents,
         committed_cents: committed,
-        redeemed_cents: 0,
+        redeemed_cents: redeemed,
         name: row.name,
         face_value_cents: row.face_value_cents,
         budget_cents: row.budget_cents,

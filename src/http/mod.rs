@@ -11,6 +11,7 @@ pub mod organisations;
 pub mod pagination;
 pub mod problem;
 pub mod programs;
+pub mod redemptions;
 pub mod request_log;
 pub mod session;
 pub mod users;
@@ -77,7 +78,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/books").get(books::list).post(books::issue))
                 .service(web::resource("/books/{id}").get(books::get))
                 .service(web::resource("/books/{id}/revoke").post(books::revoke))
-                .service(web::resource("/books/{id}/replace").post(books::replace)),
+                .service(web::resource("/books/{id}/replace").post(books::replace))
+                .service(web::resource("/themes").get(redemptions::themes))
+                .service(web::resource("/vouchers/check").post(redemptions::check))
+                .service(
+                    web::resource("/redemptions")
+                        .get(redemptions::list)
+                        .post(redemptions::redeem),
+                )
+                .service(web::resource("/redemptions/{id}/cancel").post(redemptions::cancel))
+                .service(web::resource("/redemptions/{id}/reverse").post(redemptions::reverse))
+                .service(web::resource("/audit-events").get(redemptions::audit_trail)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

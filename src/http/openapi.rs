@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{books, health, keys, organisations, pagination, problem, programs, session, users};
+use super::{
+    books, health, keys, organisations, pagination, problem, programs, redemptions, session, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,9 +37,17 @@ use super::{books, health, keys, organisations, pagination, problem, programs, s
         books::get,
         books::revoke,
         books::replace,
+        redemptions::themes,
+        redemptions::check,
+        redemptions::redeem,
+        redemptions::list,
+        redemptions::cancel,
+        redemptions::reverse,
+        redemptions::audit_trail,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
-        pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>)),
+        pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
+        pagination::Page<crate::domain::redemptions::Redemption>, pagination::Page<crate::domain::redemptions::AuditEvent>)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -45,7 +55,8 @@ use super::{books, health, keys, organisations, pagination, problem, programs, s
         (name = "accounts", description = "Logging in and user accounts"),
         (name = "organisations", description = "Operator, funders, issuers and venues"),
         (name = "programs", description = "Funders' programmes and allocations"),
-        (name = "books", description = "Books of signed vouchers")
+        (name = "books", description = "Books of signed vouchers"),
+        (name = "redemptions", description = "Checking and redeeming vouchers at venues")
     )
 )]
 pub struct ApiDoc;

@@ -8,12 +8,15 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{expect_problem, fixture, spawn_app, Fixture, TestApp};
+use crate::redemptions::workshop;
 
 const ALL: &[Role] = &[Role::Operator, Role::Funder, Role::Issuer, Role::Venue];
 const OPERATOR: &[Role] = &[Role::Operator];
 const FUNDER: &[Role] = &[Role::Funder];
 const ISSUER: &[Role] = &[Role::Issuer];
 const FUNDER_OR_ISSUER: &[Role] = &[Role::Funder, Role::Issuer];
+const VENUE: &[Role] = &[Role::Venue];
+const VENUE_OR_FUNDER: &[Role] = &[Role::Venue, Role::Funder];
 
 /// The objects the table's paths and bodies name.
 struct Ids {
@@ -26,6 +29,12 @@ struct Ids {
     book: i64,
     book2: i64,
     other_book: i64,
+    /// An unredeemed voucher of the demo programme.
+    code: String,
+    redemption: i64,
+    redemption2: i64,
+    /// Made by the other venue, on the other funder's programme.
+    other_redemption: i64,
 }
 
 impl Ids {
@@ -38,6 +47,9 @@ impl Ids {
             .replace("{book}", &self.book.to_string())
             .replace("{book2}", &self.book2.to_string())
             .replace("{other_book}", &self.other_book.to_string())
+            .replace("{redemption}", &self.redemption.to_string())
+            .replace("{redemption2}", &self.redemption2.to_string())
+            .replace("{other_redemption}", &self.other_redemption.to_string())
     }
 }
 
@@ -111,6 +123,17 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/api/v1/books/{book2}/replace", ISSUER)
             .body(|_| json!({"reason": "test"}))
             .foreign("/api/v1/books/{other_book}/replace"),
+        endpoint(M::GET, "/api/v1/themes", ALL),
+        endpoint(M::POST, "/api/v1/vouchers/check", VENUE).body(|ids| json!({"code": ids.code})),
+        endpoint(M::POST, "/api/v1/redemptions", VENUE).body(|ids| json!({"code": ids.code, "workshop": workshop()})),
+        endpoint(M::GET, "/api/v1/redemptions", VENUE_OR_FUNDER),
+        endpoint(M::POST, "/api/v1/redemptions/{redemption}/cancel", VENUE)
+            .body(|_| json!({"reason": "test"}))
+            .foreign("/api/v1/redemptions/{other_redemption}/cancel"),
+        endpoint(M::POST, "/api/v1/redemptions/{redemption2}/reverse", FUNDER)
+            .body(|_| json!({"reason": "test"}))
+            .foreign("/api/v1/redemptions/{other_redemption}/reverse"),
+        endpoint(M::GET, "/api/v1/audit-events", OPERATOR),
     ]
 }
 
@@ -153,7 +176,33 @@ async fn objects(app: &TestApp, f: &Fixture) -> Ids {
     let spare = post(app, &f.tokens[&Role::Funder], "/api/v1/programs",
         json!({"name": "Spare", "face_value_cents": 1000, "budget_cents": 1000, "issue_until": "2099-12-31",
                "voucher_validity_days": 30, "territory": {"departements": ["67"]}})).await;
+    let demo_book = post(app, issuer, "/api/v1/books", book(f.program_id)).await;
+    let other_book = post(
+        app,
+        &f.other_tokens[&Role::Issuer],
+        "/api/v1/books",
+        book(f.other_program_id),
+    )
+    .await;
+    let code_of = |book: &Value, i: usize| book["vouchers"][i]["code"].as_str().unwrap().to_owned();
+    let redeem = |token: String, code: String| async move {
+        post(
+            app,
+            &token,
+            "/api/v1/redemptions",
+            json!({"code": code, "workshop": workshop()}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let venue = f.tokens[&Role::Venue].clone();
+    let venue2 = crate::helpers::login_token(app, "lieu2@demo.passnum.test").await;
     Ids {
+        code: code_of(&demo_book, 0),
+        redemption: redeem(venue.clone(), code_of(&demo_book, 1)).await,
+        redemption2: redeem(venue, code_of(&demo_book, 2)).await,
+        other_redemption: redeem(venue2, code_of(&other_book, 0)).await,
         venue: f.org_ids["lieu2@demo.passnum.test"],
         issuer: f.org_ids["prescripteur@demo.passnum.test"],
         user: user["id"].as_i64().unwrap(),

@@ -331,6 +331,16 @@ impl TestApp {
             .bearer_auth(token)
     }
 
+    /// Runs a statement directly: for the tests that must bend time or state.
+    pub async fn sql(&self, statement: &str) {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.state.pool.get().await.unwrap();
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// Counts the rows of a table, to prove a refusal stored nothing.
     pub async fn count(&self, table: &str) -> i64 {
         use diesel_async::RunQueryDsl;
@@ -346,4 +356,22 @@ impl TestApp {
             .unwrap();
         row.n
     }
+}
+
+/// Logs in through the API with the demo password.
+pub async fn login_token(app: &TestApp, email: &str) -> String {
+    login_token_with(app, email, passnum::demo::PASSWORD).await
+}
+
+pub async fn login_token_with(app: &TestApp, email: &str, password: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login of {email}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }

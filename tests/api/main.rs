@@ -10,3 +10,4 @@ mod books;
 mod foundation;
 mod helpers;
 mod keys;
+mod redemptions;
