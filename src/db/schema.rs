@@ -118,6 +118,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        venue_organisation_id -> BigInt,
+        name -> Text,
+        token_hash -> Binary,
+        created_by_user_id -> BigInt,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    conflicts (id) {
+        id -> BigInt,
+        voucher_id -> BigInt,
+        program_id -> Integer,
+        venue_organisation_id -> BigInt,
+        device_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        scanned_at -> Timestamptz,
+        theme -> Text,
+        held_on -> Date,
+        duration_minutes -> Integer,
+        face_value_cents -> BigInt,
+        existing_redemption_id -> BigInt,
+        created_at -> Timestamptz,
+        decision -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        decided_by_user_id -> Nullable<BigInt>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    scan_nonces (venue_organisation_id, nonce) {
+        venue_organisation_id -> BigInt,
+        nonce -> Text,
+        outcome -> Text,
+        redemption_id -> Nullable<BigInt>,
+        problem -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(allocations -> programs (program_id));
 diesel::joinable!(books -> programs (program_id));
 diesel::joinable!(vouchers -> books (book_id));
@@ -140,6 +185,8 @@ diesel::table! {
         reversed_at -> Nullable<Timestamptz>,
         reversed_by_user_id -> Nullable<BigInt>,
         reverse_reason -> Nullable<Text>,
+        redeemed_by_device_id -> Nullable<BigInt>,
+        conflict_id -> Nullable<BigInt>,
     }
 }
 
@@ -153,12 +200,13 @@ diesel::table! {
         actor_user_id -> Nullable<BigInt>,
         actor_organisation_id -> BigInt,
         reason -> Nullable<Text>,
+        actor_device_id -> Nullable<BigInt>,
     }
 }
 
 diesel::table! {
-    idempotency_records (user_id, key) {
-        user_id -> BigInt,
+    idempotency_records (principal, key) {
+        principal -> Text,
         key -> Text,
         request_hash -> Binary,
         status -> SmallInt,
@@ -182,4 +230,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     redemptions,
     audit_events,
     idempotency_records,
+    devices,
+    conflicts,
+    scan_nonces,
 );

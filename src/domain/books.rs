@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::accounts::{normalise_email, Account};
 use super::programs::{self, constraint, ProgramRow};
+use super::sync;
 use crate::auth::Role;
 use crate::db::schema::{allocations, books, redemptions, vouchers};
 use crate::geo::{Communes, GeoField};
@@ -544,24 +545,25 @@ pub async fn revoke(
     reason: &str,
 ) -> Result<(), ApiError> {
     let reason = check_reason(reason)?;
-    let updated = diesel::update(
-        books::table
-            .find(book.id)
-            .filter(books::revoked_at.is_null()),
-    )
-    .set((
-        books::revoked_at.eq(diesel::dsl::now),
-        books::revoked_reason.eq(reason),
-    ))
-    .execute(conn)
-    .await?;
-    if updated == 0 {
-        return Err(ApiError::new(
-            ProblemType::Conflict,
-            "The book is already revoked.",
-        ));
-    }
-    Ok(())
+    let id = book.id;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let updated = diesel::update(books::table.find(id).filter(books::revoked_at.is_null()))
+            .set((
+                books::revoked_at.eq(diesel::dsl::now),
+                books::revoked_reason.eq(&reason),
+            ))
+            .execute(conn)
+            .await?;
+        if updated == 0 {
+            return Err(ApiError::new(
+                ProblemType::Conflict,
+                "The book is already revoked.",
+            ));
+        }
+        sync::record_revoked_book(conn, id).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Replaces a lost book: the old one is revoked and a new one holds new
@@ -610,7 +612,7 @@ pub async fn replace(
     let user_id = issuer.user.id;
     let new_id = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            diesel::update(
+            let revoked_now = diesel::update(
                 books::table
                     .find(book.id)
                     .filter(books::revoked_at.is_null()),
@@ -621,6 +623,9 @@ pub async fn replace(
             ))
             .execute(conn)
             .await?;
+            if revoked_now == 1 {
+                sync::record_revoked_book(conn, book.id).await?;
+            }
             let new_id: i64 = diesel::insert_into(books::table)
                 .values((
                     books::program_id.eq(book.program_id),

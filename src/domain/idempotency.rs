@@ -1,6 +1,7 @@
-//! `Idempotency-Key`: a replay by the same user within 24 h gets the first
-//! answer; the same key with another body is refused. Records live in
-//! PostgreSQL, so a retry that reaches another instance is recognised too.
+//! `Idempotency-Key`: a replay by the same caller (a user, or a scanner
+//! device) within 24 h gets the first answer; the same key with another body
+//! is refused. Records live in PostgreSQL, so a retry that reaches another
+//! instance is recognised too.
 //!
 //! A record is written in the same transaction as the effect it describes, so
 //! an answer is recorded exactly when its effect is committed. Refusals store
@@ -47,13 +48,13 @@ pub fn check_key(key: &str) -> Result<(), ApiError> {
 /// The same key with another request is `idempotency-conflict`.
 pub async fn lookup(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    principal: &str,
     key: &str,
     hash: &[u8],
 ) -> Result<Option<Recorded>, ApiError> {
     let since = chrono::Utc::now() - chrono::Duration::hours(RETENTION_HOURS);
     let row: Option<(Vec<u8>, i16, Vec<u8>)> = idempotency_records::table
-        .find((user_id, key))
+        .find((principal, key))
         .filter(idempotency_records::created_at.gt(since))
         .select((
             idempotency_records::request_hash,
@@ -80,7 +81,7 @@ pub async fn lookup(
 /// request with the same key waits on the primary key, then fails here.
 pub async fn record(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    principal: &str,
     key: &str,
     hash: &[u8],
     answer: &Recorded,
@@ -89,14 +90,14 @@ pub async fn record(
     // A record past its retention gives way to the new one.
     diesel::delete(
         idempotency_records::table
-            .find((user_id, key))
+            .find((principal, key))
             .filter(idempotency_records::created_at.le(expired)),
     )
     .execute(conn)
     .await?;
     diesel::insert_into(idempotency_records::table)
         .values((
-            idempotency_records::user_id.eq(user_id),
+            idempotency_records::principal.eq(principal),
             idempotency_records::key.eq(key),
             idempotency_records::request_hash.eq(hash),
             idempotency_records::status.eq(answer.status as i16),

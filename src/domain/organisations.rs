@@ -45,7 +45,9 @@ pub struct Organisation {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub phone: Option<String>,
-    /// Venues: the last day of accreditation, unless withdrawn.
+    /// Venues: accredited from this instant…
+    pub accredited_since: Option<DateTime<Utc>>,
+    /// …to this day inclusive, unless withdrawn.
     pub accredited_until: Option<NaiveDate>,
     pub accreditation_withdrawn_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -68,10 +70,17 @@ impl Organisation {
         self.kind.0
     }
 
-    /// Whether a venue is accredited on `day`.
-    pub fn is_accredited_on(&self, day: NaiveDate) -> bool {
-        self.accreditation_withdrawn_at.is_none()
-            && self.accredited_until.is_some_and(|until| day <= until)
+    /// Whether a venue is accredited now, on `today`.
+    pub fn is_accredited_on(&self, today: NaiveDate) -> bool {
+        self.is_accredited_at(Utc::now(), today)
+    }
+
+    /// Whether a venue was accredited at instant `at`, which fell on `day`
+    /// (a calendar day in the time zone that matters to the caller).
+    pub fn is_accredited_at(&self, at: DateTime<Utc>, day: NaiveDate) -> bool {
+        let started = self.accredited_since.is_some_and(|since| since <= at);
+        let not_withdrawn = self.accreditation_withdrawn_at.is_none_or(|w| w > at);
+        started && not_withdrawn && self.accredited_until.is_some_and(|until| day <= until)
     }
 }
 

@@ -389,14 +389,23 @@ pub async fn close(
     conn: &mut AsyncPgConnection,
     program: &ProgramRow,
 ) -> Result<Program, ApiError> {
-    let row: ProgramRow = diesel::update(programs::table.find(program.id))
-        .set(programs::closed_at.eq(diesel::dsl::now))
-        .filter(programs::closed_at.is_null())
-        .returning(ProgramRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| ApiError::new(ProblemType::Conflict, "The programme is already closed."))?;
+    let id = program.id;
+    let row = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let row: ProgramRow = diesel::update(programs::table.find(id))
+                .set(programs::closed_at.eq(diesel::dsl::now))
+                .filter(programs::closed_at.is_null())
+                .returning(ProgramRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or_else(|| {
+                    ApiError::new(ProblemType::Conflict, "The programme is already closed.")
+                })?;
+            super::sync::record(conn, "closed_program", Some(id), None, None).await?;
+            Ok(row)
+        })
+        .await?;
     present(conn, row).await
 }
 

@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 
 use super::accounts::Account;
 use super::books::{voucher_status, VoucherStatus};
+use super::devices::Scanner;
 use super::idempotency::{self, Recorded};
 use super::organisations::Organisation;
+use super::sync;
 use super::themes;
 use crate::auth::Role;
 use crate::db::schema::{audit_events, books, programs, redemptions, signing_keys, vouchers};
@@ -113,7 +115,7 @@ pub fn check_workshop(w: &Workshop) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
+pub(super) fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
     let earliest = today - Days::new(HELD_ON_WINDOW_DAYS);
     if held_on > today || held_on < earliest {
         return Err(ApiError::invalid_field(
@@ -126,13 +128,13 @@ fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
 
 /// Everything the rules need to know about one voucher.
 #[derive(Debug, Clone, Queryable)]
-struct Facts {
-    voucher_id: i64,
-    program_id: i32,
-    position: i16,
+pub(super) struct Facts {
+    pub(super) voucher_id: i64,
+    pub(super) program_id: i32,
+    pub(super) position: i16,
     expires_on: NaiveDate,
-    face_value_cents: i64,
-    book_size: i16,
+    pub(super) face_value_cents: i64,
+    pub(super) book_size: i16,
     book_revoked: Option<DateTime<Utc>>,
     program_closed: Option<DateTime<Utc>>,
     territory: Vec<String>,
@@ -141,7 +143,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn tz(&self) -> Tz {
+    pub(super) fn tz(&self) -> Tz {
         self.time_zone
             .parse()
             .unwrap_or(super::paris::DEFAULT_TIME_ZONE)
@@ -172,13 +174,14 @@ async fn facts(conn: &mut AsyncPgConnection, voucher_id: i64) -> QueryResult<Opt
 }
 
 /// The live (not cancelled) redemption of a voucher: id, when, by which venue.
-async fn live_redemption(
+pub(super) async fn live_redemption(
     conn: &mut AsyncPgConnection,
     voucher_id: i64,
 ) -> QueryResult<Option<(i64, DateTime<Utc>, i64)>> {
     redemptions::table
         .filter(redemptions::voucher_id.eq(voucher_id))
         .filter(redemptions::cancelled_at.is_null())
+        .filter(redemptions::conflict_id.is_null())
         .select((
             redemptions::id,
             redemptions::redeemed_at,
@@ -191,7 +194,10 @@ async fn live_redemption(
 
 /// The voucher's facts, or not found. A signed code must agree with what was
 /// issued; a typed code only names the voucher.
-async fn find_voucher(conn: &mut AsyncPgConnection, code: &ScannedCode) -> Result<Facts, ApiError> {
+pub(super) async fn find_voucher(
+    conn: &mut AsyncPgConnection,
+    code: &ScannedCode,
+) -> Result<Facts, ApiError> {
     let id =
         i64::try_from(code.voucher_id()).map_err(|_| ApiError::not_found("No such voucher."))?;
     let facts = facts(conn, id)
@@ -213,7 +219,12 @@ async fn find_voucher(conn: &mut AsyncPgConnection, code: &ScannedCode) -> Resul
 }
 
 /// `already-redeemed`: says when, and the redemption's id only to the venue that made it.
-fn already_redeemed(redeemed_at: DateTime<Utc>, id: i64, by: i64, venue: i64) -> ApiError {
+pub(super) fn already_redeemed(
+    redeemed_at: DateTime<Utc>,
+    id: i64,
+    by: i64,
+    venue: i64,
+) -> ApiError {
     let mut e = ApiError::new(
         ProblemType::AlreadyRedeemed,
         format!(
@@ -231,14 +242,17 @@ fn already_redeemed(redeemed_at: DateTime<Utc>, id: i64, by: i64, venue: i64) ->
     e
 }
 
-/// Why this venue may not redeem this voucher today, if it may not. The
-/// order: used, key withdrawn, expired, revoked, closed, then the venue.
-fn refusal(
+/// Why this venue may not redeem this voucher at instant `at` (now online,
+/// the scan time offline), if it may not. The order: used, key withdrawn,
+/// expired, revoked, closed, then the venue. A revocation or a closure after
+/// `at` does not count: a scan made before it is honoured.
+pub(super) fn refusal(
     facts: &Facts,
     live: Option<(i64, DateTime<Utc>, i64)>,
     venue: &Organisation,
-    today: NaiveDate,
+    at: DateTime<Utc>,
 ) -> Option<ApiError> {
+    let today = at.with_timezone(&facts.tz()).date_naive();
     if let Some((id, at, by)) = live {
         return Some(already_redeemed(at, id, by, venue.id));
     }
@@ -254,19 +268,19 @@ fn refusal(
             format!("This voucher was valid until {}.", facts.expires_on),
         ));
     }
-    if facts.book_revoked.is_some() {
+    if facts.book_revoked.is_some_and(|r| r <= at) {
         return Some(ApiError::new(
             ProblemType::VoucherRevoked,
             "This voucher's book was revoked.",
         ));
     }
-    if facts.program_closed.is_some() {
+    if facts.program_closed.is_some_and(|c| c <= at) {
         return Some(ApiError::new(
             ProblemType::ProgramClosed,
             "The programme that pays for this voucher is closed.",
         ));
     }
-    if !venue.is_accredited_on(today) {
+    if !venue.is_accredited_at(at, today) {
         return Some(ApiError::new(
             ProblemType::VenueNotAccredited,
             "Your venue is not accredited today; ask the operator.",
@@ -312,7 +326,7 @@ pub async fn check(
     let facts = find_voucher(conn, code).await?;
     let live = live_redemption(conn, facts.voucher_id).await?;
     let today = super::paris::today_in(facts.tz());
-    let problem = refusal(&facts, live, venue, today);
+    let problem = refusal(&facts, live, venue, Utc::now());
     Ok(CheckAnswer {
         voucher_id: facts.voucher_id.to_string(),
         program_id: facts.program_id,
@@ -364,7 +378,7 @@ pub struct Answer {
 /// Redeems a voucher for `caller`'s venue.
 pub async fn redeem(
     conn: &mut AsyncPgConnection,
-    caller: &Account,
+    scanner: &Scanner,
     code: &ScannedCode,
     workshop: &Workshop,
     idempotency: Option<&Idempotency<'_>>,
@@ -373,10 +387,10 @@ pub async fn redeem(
         recorded,
         replayed: true,
     };
-    let venue = &caller.organisation;
-    let user_id = caller.user.id;
+    let venue = &scanner.venue;
+    let principal = scanner.principal();
     if let Some(idem) = idempotency {
-        if let Some(answer) = idempotency::lookup(conn, user_id, idem.key, &idem.hash).await? {
+        if let Some(answer) = idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
             return Ok(replay(answer));
         }
     }
@@ -384,31 +398,12 @@ pub async fn redeem(
         .transaction::<_, ApiError, _>(async |conn| {
             let facts = find_voucher(conn, code).await?;
             let live = live_redemption(conn, facts.voucher_id).await?;
-            let today = super::paris::today_in(facts.tz());
-            if let Some(problem) = refusal(&facts, live, venue, today) {
+            let now = Utc::now();
+            if let Some(problem) = refusal(&facts, live, venue, now) {
                 return Err(problem);
             }
-            check_held_on(workshop.held_on, today)?;
-            // A rival insert for the same voucher waits for ours to commit,
-            // then inserts nothing: exactly one redemption wins.
-            let inserted: Option<(i64, DateTime<Utc>)> = diesel::insert_into(redemptions::table)
-                .values((
-                    redemptions::voucher_id.eq(facts.voucher_id),
-                    redemptions::program_id.eq(facts.program_id),
-                    redemptions::venue_organisation_id.eq(venue.id),
-                    redemptions::redeemed_by_user_id.eq(user_id),
-                    redemptions::theme.eq(&workshop.theme),
-                    redemptions::held_on.eq(workshop.held_on),
-                    redemptions::duration_minutes.eq(workshop.duration_minutes),
-                    redemptions::face_value_cents.eq(facts.face_value_cents),
-                ))
-                .on_conflict(redemptions::voucher_id)
-                .filter_target(redemptions::cancelled_at.is_null())
-                .do_nothing()
-                .returning((redemptions::id, redemptions::redeemed_at))
-                .get_result(conn)
-                .await
-                .optional()?;
+            check_held_on(workshop.held_on, super::paris::today_in(facts.tz()))?;
+            let inserted = insert(conn, &facts, scanner, workshop, now).await?;
             let Some((id, redeemed_at)) = inserted else {
                 // The winner is committed: this statement sees it.
                 let (rid, at, by) =
@@ -427,7 +422,7 @@ pub async fn redeem(
                 "redeemed",
                 id,
                 facts.voucher_id,
-                Some(user_id),
+                scanner.actor(),
                 venue.id,
                 None,
             )
@@ -446,7 +441,7 @@ pub async fn redeem(
                     .map_err(|e| ApiError::internal(e.to_string()))?,
             };
             if let Some(idem) = idempotency {
-                idempotency::record(conn, user_id, idem.key, &idem.hash, &answer)
+                idempotency::record(conn, &principal, idem.key, &idem.hash, &answer)
                     .await
                     .map_err(|e| match e {
                         diesel::result::Error::DatabaseError(
@@ -471,7 +466,7 @@ pub async fn redeem(
                 ProblemType::AlreadyRedeemed | ProblemType::IdempotencyConflict
             ) =>
         {
-            match idempotency::lookup(conn, user_id, idem.key, &idem.hash).await? {
+            match idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
                 Some(answer) => Ok(replay(answer)),
                 None => Err(e),
             }
@@ -483,13 +478,84 @@ pub async fn redeem(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn audit(
+/// Inserts the redemption unless the voucher has one already. A rival insert
+/// for the same voucher waits for ours to commit, then inserts nothing:
+/// exactly one redemption wins. Records the change for offline scanners.
+pub(super) async fn insert(
+    conn: &mut AsyncPgConnection,
+    facts: &Facts,
+    scanner: &Scanner,
+    workshop: &Workshop,
+    redeemed_at: DateTime<Utc>,
+) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
+    let inserted: Option<(i64, DateTime<Utc>)> = diesel::insert_into(redemptions::table)
+        .values((
+            redemptions::voucher_id.eq(facts.voucher_id),
+            redemptions::program_id.eq(facts.program_id),
+            redemptions::venue_organisation_id.eq(scanner.venue.id),
+            redemptions::redeemed_by_user_id.eq(scanner.user_id),
+            redemptions::redeemed_by_device_id.eq(scanner.device_id),
+            redemptions::redeemed_at.eq(redeemed_at),
+            redemptions::theme.eq(&workshop.theme),
+            redemptions::held_on.eq(workshop.held_on),
+            redemptions::duration_minutes.eq(workshop.duration_minutes),
+            redemptions::face_value_cents.eq(facts.face_value_cents),
+        ))
+        .on_conflict(redemptions::voucher_id)
+        .filter_target(
+            redemptions::cancelled_at
+                .is_null()
+                .and(redemptions::conflict_id.is_null()),
+        )
+        .do_nothing()
+        .returning((redemptions::id, redemptions::redeemed_at))
+        .get_result(conn)
+        .await
+        .optional()?;
+    if inserted.is_some() {
+        sync::record(
+            conn,
+            "redeemed",
+            Some(facts.program_id),
+            Some(facts.voucher_id),
+            None,
+        )
+        .await?;
+    }
+    Ok(inserted)
+}
+
+/// Who did it: a user, or a scanner device.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub user: Option<i64>,
+    pub device: Option<i64>,
+}
+
+impl Actor {
+    pub fn user(id: i64) -> Self {
+        Actor {
+            user: Some(id),
+            device: None,
+        }
+    }
+}
+
+impl Scanner {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user_id,
+            device: self.device_id,
+        }
+    }
+}
+
+pub(super) async fn audit(
     conn: &mut AsyncPgConnection,
     kind: &str,
     redemption_id: i64,
     voucher_id: i64,
-    actor: Option<i64>,
+    actor: Actor,
     organisation: i64,
     reason: Option<&str>,
 ) -> QueryResult<()> {
@@ -498,7 +564,8 @@ async fn audit(
             audit_events::kind.eq(kind),
             audit_events::redemption_id.eq(redemption_id),
             audit_events::voucher_id.eq(voucher_id),
-            audit_events::actor_user_id.eq(actor),
+            audit_events::actor_user_id.eq(actor.user),
+            audit_events::actor_device_id.eq(actor.device),
             audit_events::actor_organisation_id.eq(organisation),
             audit_events::reason.eq(reason),
         ))
@@ -663,9 +730,17 @@ pub async fn cancel(
             "cancelled",
             id,
             redemption.voucher_id,
-            Some(user),
+            Actor::user(user),
             org,
             Some(reason),
+        )
+        .await?;
+        sync::record(
+            conn,
+            "reopened",
+            Some(redemption.program_id),
+            Some(redemption.voucher_id),
+            None,
         )
         .await?;
         Ok(())
@@ -709,7 +784,7 @@ pub async fn reverse(
             "reversed",
             id,
             redemption.voucher_id,
-            Some(user),
+            Actor::user(user),
             org,
             Some(reason),
         )

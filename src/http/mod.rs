@@ -6,6 +6,7 @@ pub mod health;
 pub mod json;
 pub mod keys;
 pub mod metrics;
+pub mod offline;
 pub mod openapi;
 pub mod organisations;
 pub mod pagination;
@@ -88,7 +89,21 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 )
                 .service(web::resource("/redemptions/{id}/cancel").post(redemptions::cancel))
                 .service(web::resource("/redemptions/{id}/reverse").post(redemptions::reverse))
-                .service(web::resource("/audit-events").get(redemptions::audit_trail)),
+                .service(web::resource("/audit-events").get(redemptions::audit_trail))
+                .service(
+                    web::resource("/redemptions/batch")
+                        .app_data(web::PayloadConfig::new(json::BATCH_BODY_LIMIT))
+                        .post(offline::batch),
+                )
+                .service(web::resource("/sync").get(offline::sync))
+                .service(
+                    web::resource("/devices")
+                        .get(offline::list_devices)
+                        .post(offline::register),
+                )
+                .service(web::resource("/devices/{id}/revoke").post(offline::revoke_device))
+                .service(web::resource("/conflicts").get(offline::conflicts))
+                .service(web::resource("/conflicts/{id}/resolve").post(offline::resolve)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

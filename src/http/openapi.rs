@@ -4,7 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    books, health, keys, organisations, pagination, problem, programs, redemptions, session, users,
+    books, health, keys, offline, organisations, pagination, problem, programs, redemptions,
+    session, users,
 };
 
 #[derive(OpenApi)]
@@ -44,10 +45,18 @@ use super::{
         redemptions::cancel,
         redemptions::reverse,
         redemptions::audit_trail,
+        offline::register,
+        offline::list_devices,
+        offline::revoke_device,
+        offline::sync,
+        offline::batch,
+        offline::conflicts,
+        offline::resolve,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
-        pagination::Page<crate::domain::redemptions::Redemption>, pagination::Page<crate::domain::redemptions::AuditEvent>)),
+        pagination::Page<crate::domain::redemptions::Redemption>, pagination::Page<crate::domain::redemptions::AuditEvent>,
+        pagination::Page<crate::domain::devices::Device>, pagination::Page<crate::domain::batch::Conflict>)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -56,7 +65,8 @@ use super::{
         (name = "organisations", description = "Operator, funders, issuers and venues"),
         (name = "programs", description = "Funders' programmes and allocations"),
         (name = "books", description = "Books of signed vouchers"),
-        (name = "redemptions", description = "Checking and redeeming vouchers at venues")
+        (name = "redemptions", description = "Checking and redeeming vouchers at venues"),
+        (name = "offline", description = "Scanner devices, sync, offline batches and conflicts")
     )
 )]
 pub struct ApiDoc;

@@ -248,19 +248,35 @@ impl KeyRing {
     /// Withdraws a compromised voucher key: what it signed stops verifying.
     pub async fn withdraw(&self, kid: u8, reason: &str) -> Result<(), KeyError> {
         let mut conn = self.pool.get().await?;
-        let updated = diesel::update(
-            signing_keys::table
-                .filter(signing_keys::kid.eq(i16::from(kid)))
-                .filter(signing_keys::purpose.eq(Purpose::Voucher.as_str()))
-                .filter(signing_keys::status.ne(KeyStatus::Withdrawn.as_str())),
-        )
-        .set((
-            signing_keys::status.eq(KeyStatus::Withdrawn.as_str()),
-            signing_keys::withdrawn_at.eq(diesel::dsl::now),
-            signing_keys::withdrawn_reason.eq(reason),
-        ))
-        .execute(&mut conn)
-        .await;
+        let updated = conn
+            .transaction::<_, KeyError, _>(async |conn| {
+                let updated = diesel::update(
+                    signing_keys::table
+                        .filter(signing_keys::kid.eq(i16::from(kid)))
+                        .filter(signing_keys::purpose.eq(Purpose::Voucher.as_str()))
+                        .filter(signing_keys::status.ne(KeyStatus::Withdrawn.as_str())),
+                )
+                .set((
+                    signing_keys::status.eq(KeyStatus::Withdrawn.as_str()),
+                    signing_keys::withdrawn_at.eq(diesel::dsl::now),
+                    signing_keys::withdrawn_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await?;
+                if updated == 1 {
+                    // Offline scanners learn it at their next sync.
+                    crate::domain::sync::record(
+                        conn,
+                        "withdrawn_kid",
+                        None,
+                        None,
+                        Some(i16::from(kid)),
+                    )
+                    .await?;
+                }
+                Ok(updated)
+            })
+            .await;
         self.invalidate();
         match updated {
             Ok(1) => Ok(()),
@@ -270,7 +286,7 @@ impl KeyRing {
                 true => Err(KeyError::NotWithdrawable(kid)),
                 false => Err(KeyError::UnknownKid(kid)),
             },
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 

@@ -17,6 +17,7 @@ const ISSUER: &[Role] = &[Role::Issuer];
 const FUNDER_OR_ISSUER: &[Role] = &[Role::Funder, Role::Issuer];
 const VENUE: &[Role] = &[Role::Venue];
 const VENUE_OR_FUNDER: &[Role] = &[Role::Venue, Role::Funder];
+const VENUE_OR_OPERATOR: &[Role] = &[Role::Venue, Role::Operator];
 
 /// The objects the table's paths and bodies name.
 struct Ids {
@@ -35,6 +36,12 @@ struct Ids {
     redemption2: i64,
     /// Made by the other venue, on the other funder's programme.
     other_redemption: i64,
+    device: i64,
+    /// The other venue's device.
+    other_device: i64,
+    /// In the demo programme, and in the other funder's.
+    conflict: i64,
+    other_conflict: i64,
 }
 
 impl Ids {
@@ -50,6 +57,10 @@ impl Ids {
             .replace("{redemption}", &self.redemption.to_string())
             .replace("{redemption2}", &self.redemption2.to_string())
             .replace("{other_redemption}", &self.other_redemption.to_string())
+            .replace("{other_device}", &self.other_device.to_string())
+            .replace("{device}", &self.device.to_string())
+            .replace("{other_conflict}", &self.other_conflict.to_string())
+            .replace("{conflict}", &self.conflict.to_string())
     }
 }
 
@@ -134,6 +145,15 @@ fn endpoints() -> Vec<Endpoint> {
             .body(|_| json!({"reason": "test"}))
             .foreign("/api/v1/redemptions/{other_redemption}/reverse"),
         endpoint(M::GET, "/api/v1/audit-events", OPERATOR),
+        endpoint(M::POST, "/api/v1/devices", VENUE).body(|_| json!({"name": "Téléphone"})),
+        endpoint(M::GET, "/api/v1/devices", VENUE_OR_OPERATOR),
+        endpoint(M::POST, "/api/v1/devices/{device}/revoke", VENUE_OR_OPERATOR).foreign("/api/v1/devices/{other_device}/revoke"),
+        endpoint(M::GET, "/api/v1/sync", VENUE),
+        endpoint(M::POST, "/api/v1/redemptions/batch", VENUE).body(|_| json!({"items": []})),
+        endpoint(M::GET, "/api/v1/conflicts", FUNDER),
+        endpoint(M::POST, "/api/v1/conflicts/{conflict}/resolve", FUNDER)
+            .body(|_| json!({"decision": "reject", "reason": "test"}))
+            .foreign("/api/v1/conflicts/{other_conflict}/resolve"),
     ]
 }
 
@@ -198,11 +218,47 @@ async fn objects(app: &TestApp, f: &Fixture) -> Ids {
     };
     let venue = f.tokens[&Role::Venue].clone();
     let venue2 = crate::helpers::login_token(app, "lieu2@demo.passnum.test").await;
+    let redemption = redeem(venue.clone(), code_of(&demo_book, 1)).await;
+    let redemption2 = redeem(venue.clone(), code_of(&demo_book, 2)).await;
+    let other_redemption = redeem(venue2.clone(), code_of(&other_book, 0)).await;
+    // Two conflicts: a voucher redeemed by one venue, scanned offline by the other.
+    let conflict_of = |token: String, code: String| async move {
+        let scan = json!({"nonce": uuid::Uuid::new_v4().to_string(), "code": code, "scanned_at": chrono::Utc::now().to_rfc3339(), "workshop": workshop()});
+        post(
+            app,
+            &token,
+            "/api/v1/redemptions/batch",
+            json!({"items": [scan]}),
+        )
+        .await;
+    };
+    conflict_of(venue2.clone(), code_of(&demo_book, 1)).await;
+    conflict_of(f.tokens[&Role::Venue].clone(), code_of(&other_book, 0)).await;
+    let conflicts: Vec<i64> = {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        let mut conn = app.state.pool.get().await.unwrap();
+        passnum::db::schema::conflicts::table
+            .select(passnum::db::schema::conflicts::id)
+            .order(passnum::db::schema::conflicts::program_id.ne(f.program_id))
+            .load(&mut conn)
+            .await
+            .unwrap()
+    };
+    let device_of = |token: String| async move {
+        post(app, &token, "/api/v1/devices", json!({"name": "Scanner"})).await["id"]
+            .as_i64()
+            .unwrap()
+    };
     Ids {
+        device: device_of(f.tokens[&Role::Venue].clone()).await,
+        other_device: device_of(venue2.clone()).await,
+        conflict: conflicts[0],
+        other_conflict: conflicts[1],
         code: code_of(&demo_book, 0),
-        redemption: redeem(venue.clone(), code_of(&demo_book, 1)).await,
-        redemption2: redeem(venue, code_of(&demo_book, 2)).await,
-        other_redemption: redeem(venue2, code_of(&other_book, 0)).await,
+        redemption,
+        redemption2,
+        other_redemption,
         venue: f.org_ids["lieu2@demo.passnum.test"],
         issuer: f.org_ids["prescripteur@demo.passnum.test"],
         user: user["id"].as_i64().unwrap(),

@@ -10,4 +10,5 @@ mod books;
 mod foundation;
 mod helpers;
 mod keys;
+mod offline;
 mod redemptions;
