@@ -48,6 +48,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Delete beneficiaries' references and postcodes of books expired for
+    /// more than --months months (statements stay whole), and stale records.
+    Purge {
+        /// Months after a book's expiry before its beneficiary data goes.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+    },
     /// Inspect vouchers.
     Voucher {
         #[command(subcommand)]
@@ -104,7 +111,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
-            let database = Database::open(&config, Role::Guest).await?;
+            let database = Database::open(&config, Role::Migrator).await?;
             let applied = db::migrate(&database.url).await?;
             println!("{applied} migration(s) applied; the schema is up to date.");
             database.close()
@@ -129,6 +136,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             database.close()?;
             outcome
         }
+        Command::Purge { months } => {
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome = purge(&database.url, &config, months).await;
+            database.close()?;
+            outcome
+        }
         Command::Voucher {
             command: VoucherCommand::Decode { text },
         } => {
@@ -138,6 +151,21 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             outcome
         }
     }
+}
+
+async fn purge(database_url: &str, config: &Config, months: u32) -> anyhow::Result<()> {
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 1, config.db_timeout)?;
+    let mut conn = pool.get().await?;
+    let purged = crate::domain::purge::purge(&mut conn, months)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    println!(
+        "beneficiary data deleted from {} book(s) expired for over {months} months; \
+         {} idempotency record(s), {} login failure(s) and {} scan nonce(s) removed",
+        purged.books, purged.idempotency_records, purged.login_failures, purged.scan_nonces
+    );
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -327,7 +355,11 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 enum Role {
     /// `serve`: owns the data directory; a second server on it is refused.
     Owner,
-    /// One-shot commands: use the cluster a running server owns, or start it.
+    /// `migrate`: uses the cluster a running server owns, or starts it
+    /// (initialising it the first time).
+    Migrator,
+    /// Other one-shot commands: use the cluster a running server owns, or
+    /// start an existing one; never make an empty one to look into.
     Guest,
 }
 
@@ -345,6 +377,12 @@ impl Database {
                 cluster: None,
             });
         }
+        if role == Role::Guest && !config.data_dir.join("pg").join("PG_VERSION").exists() {
+            bail!(
+                "there is no database in {}: start passnum once (./scripts/run) or set DATABASE_URL",
+                config.data_dir.display()
+            );
+        }
         let dir = config.data_dir.clone();
         let started =
             tokio::task::spawn_blocking(move || EmbeddedCluster::start(&dir, Durability::Durable))
@@ -352,7 +390,7 @@ impl Database {
                 .context("the cluster start-up task died")?;
         let cluster = match started {
             Ok(cluster) => cluster,
-            Err(ClusterError::InUse { .. }) if role == Role::Guest => {
+            Err(ClusterError::InUse { .. }) if role != Role::Owner => {
                 return Ok(Database {
                     url: EmbeddedCluster::url_in(&config.data_dir, DATABASE_NAME)?,
                     cluster: None,

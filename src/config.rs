@@ -43,6 +43,10 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// How long a venue may cancel a redemption it made.
     pub cancel_window_hours: i64,
+    /// The sender of emailed books.
+    pub mail_from: String,
+    /// Who answers for the personal data, printed on every book.
+    pub privacy_contact: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +128,11 @@ impl Config {
             db_timeout: Duration::from_millis(db_timeout_ms),
             token_ttl_secs: parse(&get, "PASSNUM_TOKEN_TTL_SECS", "900")?,
             cancel_window_hours: parse(&get, "PASSNUM_CANCEL_WINDOW_HOURS", "24")?,
+            mail_from: get("PASSNUM_MAIL_FROM").unwrap_or_else(|| {
+                "Pass numérique <ne-pas-repondre@pass-numerique.invalid>".into()
+            }),
+            privacy_contact: get("PASSNUM_PRIVACY_CONTACT")
+                .unwrap_or_else(|| "l'organisme qui vous a remis ce carnet".into()),
         })
     }
 

@@ -13,6 +13,7 @@ pub mod geo;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod mail;
 pub mod render;
 pub mod state;
 pub mod voucher;

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::keys::KeyRing;
+use crate::mail::Mailer;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
+    pub mailer: Mailer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,8 @@ pub enum StartupError {
     Database(#[from] db::DbError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 impl AppState {
@@ -32,10 +36,12 @@ impl AppState {
         let pool = db::pool(database_url, config.db_pool_size, config.db_timeout)?;
         let keys = Arc::new(KeyRing::new(pool.clone(), &config.keys_dir));
         keys.prepare(!config.is_production()).await?;
+        let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
         Ok(AppState {
             config: Arc::new(config),
             pool,
             keys,
+            mailer,
         })
     }
 }

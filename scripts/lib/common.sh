@@ -36,9 +36,13 @@ ensure_run_prerequisites() {
 # What the test suite needs on top: real tools the tests call.
 ensure_test_prerequisites() {
   ensure_run_prerequisites
-  ensure_debian_packages zbar-tools
+  ensure_debian_packages zbar-tools poppler-utils
   ensure_python_module cryptography python3-cryptography
-  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+  ensure_python_module aiosmtpd python3-aiosmtpd
+  local component
+  for component in clippy rustfmt; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+  done
 }
 
 # A Python module for the independent verifiers: from PyPI for the python3 on

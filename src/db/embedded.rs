@@ -93,11 +93,18 @@ impl EmbeddedCluster {
             cluster.initdb()?;
         }
         cluster.write_settings(durability)?;
-        if cluster.is_running() {
+        match cluster.postmaster() {
             // Left running by a passnum that was killed: adopt it.
-            tracing::info!(dir = %cluster.dir.display(), "adopting the embedded PostgreSQL cluster already running");
-        } else {
-            cluster.pg_ctl_start()?;
+            Postmaster::Alive => {
+                tracing::info!(dir = %cluster.dir.display(), "adopting the embedded PostgreSQL cluster already running");
+            }
+            // Killed, but not yet reaped: PostgreSQL refuses to start while
+            // its pid is in the process table, so wait for it to go.
+            Postmaster::Dead(pid) => {
+                cluster.wait_until_gone(pid)?;
+                cluster.pg_ctl_start()?;
+            }
+            Postmaster::None => cluster.pg_ctl_start()?,
         }
         Ok(cluster)
     }
@@ -228,6 +235,35 @@ impl EmbeddedCluster {
         Ok(())
     }
 
+    /// The state of the postmaster recorded in `postmaster.pid`. `pg_ctl
+    /// status` alone calls a killed but unreaped (zombie) postmaster running.
+    fn postmaster(&self) -> Postmaster {
+        if !self.is_running() {
+            return Postmaster::None;
+        }
+        let pid = fs::read_to_string(self.pgdata().join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        match pid {
+            Some(pid) if process_state(pid).is_some_and(|state| state != 'Z') => Postmaster::Alive,
+            Some(pid) => Postmaster::Dead(pid),
+            None => Postmaster::None,
+        }
+    }
+
+    fn wait_until_gone(&self, pid: u32) -> Result<(), ClusterError> {
+        for _ in 0..300 {
+            if process_state(pid).is_none() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(ClusterError::Command {
+            action: "restarting PostgreSQL".into(),
+            detail: format!("its previous postmaster (pid {pid}) died but is still in the process table after 30 s"),
+        })
+    }
+
     fn is_running(&self) -> bool {
         let pgdata = self.pgdata();
         let args = ["status".as_ref(), "-D".as_ref(), pgdata.as_os_str()];
@@ -277,6 +313,22 @@ impl Drop for EmbeddedCluster {
             tracing::error!(error = %e, "could not stop the embedded PostgreSQL cluster");
         }
     }
+}
+
+/// What became of the postmaster a cluster's `postmaster.pid` names.
+enum Postmaster {
+    Alive,
+    /// Dead but still in the process table (a zombie).
+    Dead(u32),
+    None,
+}
+
+/// A process's state letter from `/proc/<pid>/stat` (`Z` for a zombie), or
+/// `None` when there is no such process.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: the state follows the last one.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 fn lock_dir(dir: &Path) -> Result<Flock<File>, ClusterError> {

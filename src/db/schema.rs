@@ -163,6 +163,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    book_sends (id) {
+        id -> BigInt,
+        book_id -> BigInt,
+        user_id -> BigInt,
+        at -> Timestamptz,
+        outcome -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    statements (id) {
+        id -> BigInt,
+        program_id -> Integer,
+        number -> Integer,
+        period_start -> Date,
+        period_end -> Date,
+        closed_at -> Timestamptz,
+        closed_by_user_id -> BigInt,
+        total_count -> Integer,
+        total_cents -> BigInt,
+        csv -> Binary,
+        sha256 -> Text,
+        kid -> SmallInt,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
+    statement_lines (redemption_id, kind) {
+        statement_id -> BigInt,
+        redemption_id -> BigInt,
+        kind -> Text,
+        amount_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    statement_extracts (statement_id, venue_organisation_id) {
+        statement_id -> BigInt,
+        venue_organisation_id -> BigInt,
+        line_count -> Integer,
+        total_cents -> BigInt,
+        csv -> Binary,
+        sha256 -> Text,
+        signature -> Text,
+    }
+}
+
 diesel::joinable!(allocations -> programs (program_id));
 diesel::joinable!(books -> programs (program_id));
 diesel::joinable!(vouchers -> books (book_id));
@@ -233,4 +283,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     conflicts,
     scan_nonces,
+    book_sends,
+    statements,
+    statement_lines,
+    statement_extracts,
 );

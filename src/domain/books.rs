@@ -677,3 +677,19 @@ pub async fn replace(
         pdf_url: pdf_url(public_url, new_id),
     })
 }
+
+/// The text form of a voucher, if it belongs to one of `issuer`'s books.
+pub async fn voucher_code(
+    conn: &mut AsyncPgConnection,
+    voucher_id: i64,
+    issuer: i64,
+) -> Result<Option<String>, ApiError> {
+    Ok(vouchers::table
+        .inner_join(books::table)
+        .filter(vouchers::id.eq(voucher_id))
+        .filter(books::issuer_organisation_id.eq(issuer))
+        .select(vouchers::code)
+        .first(conn)
+        .await
+        .optional()?)
+}

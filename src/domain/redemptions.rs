@@ -699,6 +699,17 @@ pub async fn cancel(
             "This redemption was already cancelled or reversed.",
         ));
     }
+    let on_statement: bool = diesel::select(diesel::dsl::exists(
+        crate::db::schema::statement_lines::table
+            .filter(crate::db::schema::statement_lines::redemption_id.eq(redemption.id)),
+    ))
+    .get_result(conn)
+    .await?;
+    if on_statement {
+        return Err(not_cancellable(
+            "This redemption is on a closed statement: ask the funder to reverse it.",
+        ));
+    }
     if Utc::now() - redemption.redeemed_at > window {
         return Err(not_cancellable(&format!(
             "A redemption can be cancelled within {} hours only.",

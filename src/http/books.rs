@@ -10,7 +10,7 @@ use super::pagination::{Page, PageRequest};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::books::{self, Book, IssuedBook, NewBook};
-use crate::domain::programs;
+use crate::domain::{printing, programs};
 use crate::keys::Purpose;
 use crate::state::AppState;
 
@@ -158,4 +158,122 @@ pub async fn replace(
     .await?;
     tracing::info!(old = row.id, new = book.id, "book replaced");
     Ok(HttpResponse::Created().json(book))
+}
+
+/// The printable book (A4 PDF, in French).
+#[utoipa::path(get, path = "/api/v1/books/{id}/pdf", tag = "books",
+    responses((status = 200, content_type = "application/pdf", description = "The book")), security(("bearer" = [])))]
+pub async fn pdf(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let issuer = caller.require(&[Role::Issuer])?;
+    let mut conn = state.pool.get().await?;
+    let book = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let rendered = printing::render_book(&mut conn, &book, &state.config.privacy_contact).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"pass-numerique-{}.pdf\"", book.id),
+        ))
+        .body(rendered.pdf))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Where to send it; defaults to the address given when the book was issued.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SendAnswer {
+    pub book_id: i64,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Emails the book as a PDF; the address is then deleted. A failing mail
+/// server leaves the book as it was, and the send can be retried.
+#[utoipa::path(post, path = "/api/v1/books/{id}/send", tag = "books", request_body = SendRequest,
+    responses((status = 202, body = SendAnswer)), security(("bearer" = [])))]
+pub async fn send(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: Body<SendRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let issuer = caller.require(&[Role::Issuer])?;
+    let mut conn = state.pool.get().await?;
+    let book = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let request = body.parse()?;
+    let sent_at = printing::send_book(
+        &mut conn,
+        &state.mailer,
+        &book,
+        issuer.user.id,
+        request.email,
+        &state.config.privacy_contact,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(SendAnswer {
+        book_id: book.id,
+        sent_at,
+    }))
+}
+
+/// A voucher's QR code as SVG (its issuer).
+#[utoipa::path(get, path = "/api/v1/vouchers/{voucher_id}/qr.svg", tag = "books",
+    responses((status = 200, content_type = "image/svg+xml", description = "The QR code")), security(("bearer" = [])))]
+pub async fn qr_svg(
+    state: web::Data<AppState>,
+    caller: Caller,
+    voucher_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let qr = voucher_qr(&state, &caller, &voucher_id).await?;
+    Ok(image(
+        qr.to_svg(Some("Code QR du coupon")).into_bytes(),
+        "image/svg+xml",
+    ))
+}
+
+/// A voucher's QR code as PNG, 8 pixels per module (its issuer).
+#[utoipa::path(get, path = "/api/v1/vouchers/{voucher_id}/qr.png", tag = "books",
+    responses((status = 200, content_type = "image/png", description = "The QR code")), security(("bearer" = [])))]
+pub async fn qr_png(
+    state: web::Data<AppState>,
+    caller: Caller,
+    voucher_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let qr = voucher_qr(&state, &caller, &voucher_id).await?;
+    let png = qr
+        .to_png(8)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(image(png, "image/png"))
+}
+
+fn image(bytes: Vec<u8>, content_type: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "private, max-age=3600",
+        ))
+        .body(bytes)
+}
+
+async fn voucher_qr(
+    state: &AppState,
+    caller: &Caller,
+    voucher_id: &str,
+) -> Result<crate::render::QrCode, ApiError> {
+    let issuer = caller.require(&[Role::Issuer])?;
+    let not_found = || ApiError::not_found(format!("No voucher {voucher_id}."));
+    let id: i64 = voucher_id.parse().map_err(|_| not_found())?;
+    let mut conn = state.pool.get().await?;
+    let code = books::voucher_code(&mut conn, id, issuer.organisation.id)
+        .await?
+        .ok_or_else(not_found)?;
+    crate::render::QrCode::new(&code).map_err(|e| ApiError::internal(e.to_string()))
 }

@@ -33,7 +33,13 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let timeout = state.config.db_timeout;
     match tokio::time::timeout(timeout, db::check_ready(&state.pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
-        Ok(Err(e)) => Err(ApiError::unavailable(e.to_string())),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError::unavailable(match e {
+                db::NotReady::Unreachable(_) => "The database is unreachable.".to_owned(),
+                outdated => outdated.to_string(),
+            }))
+        }
         Err(_) => Err(ApiError::unavailable(
             "The database did not answer in time.",
         )),

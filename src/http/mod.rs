@@ -15,6 +15,7 @@ pub mod programs;
 pub mod redemptions;
 pub mod request_log;
 pub mod session;
+pub mod statements;
 pub mod users;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -78,6 +79,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/programs/{id}/close").post(programs::close))
                 .service(web::resource("/books").get(books::list).post(books::issue))
                 .service(web::resource("/books/{id}").get(books::get))
+                .service(web::resource("/books/{id}/pdf").get(books::pdf))
+                .service(web::resource("/books/{id}/send").post(books::send))
+                .service(web::resource("/vouchers/{voucher_id}/qr.svg").get(books::qr_svg))
+                .service(web::resource("/vouchers/{voucher_id}/qr.png").get(books::qr_png))
                 .service(web::resource("/books/{id}/revoke").post(books::revoke))
                 .service(web::resource("/books/{id}/replace").post(books::replace))
                 .service(web::resource("/themes").get(redemptions::themes))
@@ -103,7 +108,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 )
                 .service(web::resource("/devices/{id}/revoke").post(offline::revoke_device))
                 .service(web::resource("/conflicts").get(offline::conflicts))
-                .service(web::resource("/conflicts/{id}/resolve").post(offline::resolve)),
+                .service(web::resource("/conflicts/{id}/resolve").post(offline::resolve))
+                .service(web::resource("/programs/{id}/statements").post(statements::close))
+                .service(web::resource("/statements").get(statements::list))
+                .service(web::resource("/statements/{id}").get(statements::get))
+                .service(web::resource("/statements/{id}/csv").get(statements::csv)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     books, health, keys, offline, organisations, pagination, problem, programs, redemptions,
-    session, users,
+    session, statements, users,
 };
 
 #[derive(OpenApi)]
@@ -38,6 +38,10 @@ use super::{
         books::get,
         books::revoke,
         books::replace,
+        books::pdf,
+        books::send,
+        books::qr_svg,
+        books::qr_png,
         redemptions::themes,
         redemptions::check,
         redemptions::redeem,
@@ -52,6 +56,10 @@ use super::{
         offline::batch,
         offline::conflicts,
         offline::resolve,
+        statements::close,
+        statements::list,
+        statements::get,
+        statements::csv,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
@@ -66,7 +74,8 @@ use super::{
         (name = "programs", description = "Funders' programmes and allocations"),
         (name = "books", description = "Books of signed vouchers"),
         (name = "redemptions", description = "Checking and redeeming vouchers at venues"),
-        (name = "offline", description = "Scanner devices, sync, offline batches and conflicts")
+        (name = "offline", description = "Scanner devices, sync, offline batches and conflicts"),
+        (name = "statements", description = "Signed statements for funders and venues")
     )
 )]
 pub struct ApiDoc;

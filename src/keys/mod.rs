@@ -450,7 +450,9 @@ impl KeyRing {
                 if has_active && !replace {
                     return Ok(None);
                 }
-                let kid = next_kid(kids.iter().map(|(kid, _, _)| *kid))?;
+                let kid = next_kid(kids.iter().map(|(kid, _, _)| *kid), |kid| {
+                    files::path_for(&dir, kid).exists()
+                })?;
                 if replace {
                     retire_active(conn, purpose).await?;
                 }
@@ -494,11 +496,26 @@ async fn retire_active(conn: &mut AsyncPgConnection, purpose: Purpose) -> Result
 }
 
 /// Kids are never reused: a new key takes the next one after the highest.
-fn next_kid(used: impl Iterator<Item = i16>) -> Result<u8, KeyError> {
-    match used.max() {
-        None => Ok(1),
-        Some(max) => u8::try_from(max + 1).map_err(|_| KeyError::KidsExhausted),
-    }
+/// A kid whose private file exists already (left by another database, say
+/// after the development data was reset) is skipped, never overwritten.
+fn next_kid(
+    used: impl Iterator<Item = i16>,
+    file_exists: impl Fn(u8) -> bool,
+) -> Result<u8, KeyError> {
+    let first = used.max().map_or(1, |max| max + 1);
+    (first..=255)
+        .filter_map(|kid| u8::try_from(kid).ok())
+        .find(|kid| {
+            let taken = file_exists(*kid);
+            if taken {
+                tracing::warn!(
+                    kid,
+                    "a private key file exists for this unregistered kid: skipping the kid"
+                );
+            }
+            !taken
+        })
+        .ok_or(KeyError::KidsExhausted)
 }
 
 #[cfg(test)]
@@ -507,11 +524,18 @@ mod tests {
 
     #[test]
     fn kids_follow_the_highest_and_run_out_at_255() {
-        assert_eq!(next_kid([].into_iter()).unwrap(), 1);
-        assert_eq!(next_kid([1, 3, 2].into_iter()).unwrap(), 4);
-        assert_eq!(next_kid([254].into_iter()).unwrap(), 255);
+        let none = |_| false;
+        assert_eq!(next_kid([].into_iter(), none).unwrap(), 1);
+        assert_eq!(next_kid([1, 3, 2].into_iter(), none).unwrap(), 4);
+        assert_eq!(next_kid([254].into_iter(), none).unwrap(), 255);
         assert!(matches!(
-            next_kid([255].into_iter()),
+            next_kid([255].into_iter(), none),
+            Err(KeyError::KidsExhausted)
+        ));
+        // Stale files from another database are skipped, never overwritten.
+        assert_eq!(next_kid([].into_iter(), |kid| kid <= 3).unwrap(), 4);
+        assert!(matches!(
+            next_kid([250].into_iter(), |_| true),
             Err(KeyError::KidsExhausted)
         ));
     }

@@ -42,6 +42,10 @@ struct Ids {
     /// In the demo programme, and in the other funder's.
     conflict: i64,
     other_conflict: i64,
+    /// Closed by the table's own call (the demo programme's first statement).
+    statement: i64,
+    /// The other funder's, with the other venue's extract only.
+    other_statement: i64,
 }
 
 impl Ids {
@@ -61,6 +65,8 @@ impl Ids {
             .replace("{device}", &self.device.to_string())
             .replace("{other_conflict}", &self.other_conflict.to_string())
             .replace("{conflict}", &self.conflict.to_string())
+            .replace("{other_statement}", &self.other_statement.to_string())
+            .replace("{statement}", &self.statement.to_string())
     }
 }
 
@@ -154,6 +160,13 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/api/v1/conflicts/{conflict}/resolve", FUNDER)
             .body(|_| json!({"decision": "reject", "reason": "test"}))
             .foreign("/api/v1/conflicts/{other_conflict}/resolve"),
+        endpoint(M::POST, "/api/v1/programs/{program}/statements", FUNDER)
+            .body(|_| json!({"period_end": passnum::domain::paris::today().to_string()}))
+            .foreign("/api/v1/programs/{other_program}/statements"),
+        endpoint(M::GET, "/api/v1/statements", VENUE_OR_FUNDER),
+        endpoint(M::GET, "/api/v1/statements/{statement}", VENUE_OR_FUNDER).foreign("/api/v1/statements/{other_statement}"),
+        endpoint(M::GET, "/api/v1/statements/{statement}/csv", VENUE_OR_FUNDER)
+            .foreign("/api/v1/statements/{other_statement}/csv"),
     ]
 }
 
@@ -250,7 +263,18 @@ async fn objects(app: &TestApp, f: &Fixture) -> Ids {
             .as_i64()
             .unwrap()
     };
+    let other_statement = post(
+        app,
+        &f.other_tokens[&Role::Funder],
+        &format!("/api/v1/programs/{}/statements", f.other_program_id),
+        json!({"period_end": passnum::domain::paris::today().to_string()}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
     Ids {
+        other_statement,
+        statement: other_statement + 1,
         device: device_of(f.tokens[&Role::Venue].clone()).await,
         other_device: device_of(venue2.clone()).await,
         conflict: conflicts[0],

@@ -11,4 +11,6 @@ mod foundation;
 mod helpers;
 mod keys;
 mod offline;
+mod printing;
 mod redemptions;
+mod statements;

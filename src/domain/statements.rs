@@ -1,0 +1,516 @@
+//! Statements: closing a period puts every payable redemption not yet paid on
+//! one signed statement, with a signed extract per venue. A closed statement
+//! never changes: a reversal after it lands on the next one as a negative line.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Date, Integer, SmallInt, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::programs::ProgramRow;
+use crate::auth::Role;
+use crate::db::schema::{statement_extracts, statement_lines, statements};
+use crate::http::problem::{ApiError, ProblemType};
+use crate::voucher::statement as signature;
+
+/// One line of a statement: a redemption paid, or the reversal of one paid earlier.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Line {
+    #[diesel(sql_type = BigInt)]
+    pub redemption_id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub redeemed_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub venue_organisation_id: i64,
+    #[diesel(sql_type = Text)]
+    pub venue_siret: String,
+    #[diesel(sql_type = Text)]
+    pub venue_name: String,
+    #[diesel(sql_type = BigInt)]
+    pub voucher_id: i64,
+    #[diesel(sql_type = SmallInt)]
+    pub position: i16,
+    #[diesel(sql_type = Text)]
+    pub theme: String,
+    #[diesel(sql_type = Date)]
+    pub held_on: NaiveDate,
+    #[diesel(sql_type = BigInt)]
+    pub amount_cents: i64,
+}
+
+const HEADER: &str =
+    "statement_number;redemption_id;redeemed_at;venue_siret;venue_name;voucher_id;position;theme;held_on;amount_cents";
+
+/// The statement's CSV bytes, exactly as signed: UTF-8 with a BOM, `;`
+/// separators, CRLF line ends, RFC 4180 quoting where a cell needs it, and a
+/// `'` before a cell a spreadsheet would take for a formula.
+pub fn csv(number: i32, lines: &[Line]) -> Vec<u8> {
+    let mut out = String::from("\u{feff}");
+    out.push_str(HEADER);
+    out.push_str("\r\n");
+    for l in lines {
+        let cells = [
+            number.to_string(),
+            l.redemption_id.to_string(),
+            l.redeemed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            l.venue_siret.clone(),
+            l.venue_name.clone(),
+            l.voucher_id.to_string(),
+            l.position.to_string(),
+            l.theme.clone(),
+            l.held_on.to_string(),
+            l.amount_cents.to_string(),
+        ];
+        let row: Vec<String> = cells.iter().map(|c| cell(c)).collect();
+        out.push_str(&row.join(";"));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+fn cell(value: &str) -> String {
+    let is_number = value.parse::<i64>().is_ok();
+    let guarded = match value.chars().next() {
+        Some('=' | '+' | '-' | '@') if !is_number => format!("'{value}"),
+        _ => value.to_owned(),
+    };
+    if guarded.contains([';', '"', '\r', '\n']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Last day of the period, inclusive; today at the latest.
+    pub period_end: NaiveDate,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VenueSummary {
+    pub venue_organisation_id: i64,
+    pub count: i32,
+    pub total_cents: i64,
+    pub sha256: String,
+    pub signature: String,
+}
+
+/// A statement without its lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub id: i64,
+    pub program_id: i32,
+    pub number: i32,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub closed_at: DateTime<Utc>,
+    pub total_count: i32,
+    pub total_cents: i64,
+    pub sha256: String,
+    /// The statement key's kid, in decimal as in the JWK Set.
+    pub kid: String,
+    pub signature: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub venues: Vec<VenueSummary>,
+}
+
+#[derive(QueryableByName)]
+struct Previous {
+    #[diesel(sql_type = Integer)]
+    number: i32,
+    #[diesel(sql_type = Date)]
+    period_end: NaiveDate,
+}
+
+/// The lines a statement closing at `period_end` takes: redemptions neither
+/// cancelled nor reversed and on no statement yet, held up to that day in the
+/// programme's time zone (late offline scans included), and reversals of
+/// redemptions already paid.
+async fn payable(
+    conn: &mut AsyncPgConnection,
+    program_id: i32,
+    tz: &str,
+    period_end: NaiveDate,
+) -> QueryResult<Vec<Line>> {
+    diesel::sql_query(
+        "SELECT r.id AS redemption_id, 'redemption' AS kind, r.redeemed_at, r.venue_organisation_id,
+                o.siret::text AS venue_siret, o.name AS venue_name, r.voucher_id, v.position, r.theme,
+                r.held_on, r.face_value_cents AS amount_cents
+           FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id JOIN organisations o ON o.id = r.venue_organisation_id
+          WHERE r.program_id = $1 AND r.cancelled_at IS NULL AND r.reversed_at IS NULL
+            AND (r.redeemed_at AT TIME ZONE $2)::date <= $3
+            AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'redemption')
+         UNION ALL
+         SELECT r.id, 'reversal', r.redeemed_at, r.venue_organisation_id, o.siret::text, o.name, r.voucher_id,
+                v.position, r.theme, r.held_on, -r.face_value_cents
+           FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id JOIN organisations o ON o.id = r.venue_organisation_id
+          WHERE r.program_id = $1 AND r.reversed_at IS NOT NULL
+            AND (r.reversed_at AT TIME ZONE $2)::date <= $3
+            AND EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'redemption')
+            AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'reversal')
+          ORDER BY 3, 1, 2",
+    )
+    .bind::<Integer, _>(program_id)
+    .bind::<Text, _>(tz)
+    .bind::<Date, _>(period_end)
+    .load(conn)
+    .await
+}
+
+/// Closes a period: in one transaction, every payable line lands on exactly
+/// one statement, numbered in sequence per programme, signed whole and per venue.
+pub async fn close(
+    conn: &mut AsyncPgConnection,
+    program: &ProgramRow,
+    user_id: i64,
+    signer: (u8, SigningKey),
+    period_end: NaiveDate,
+) -> Result<Summary, ApiError> {
+    if period_end > program.today() {
+        return Err(ApiError::invalid_field(
+            "period_end",
+            "a period ends today at the latest",
+        ));
+    }
+    let (kid, key) = signer;
+    let (program_id, tz) = (program.id, program.time_zone.clone());
+    let first_day = program.created_at.with_timezone(&program.tz()).date_naive();
+    let id = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            // Statements of a programme are closed one at a time.
+            diesel::sql_query("SELECT id FROM programs WHERE id = $1 FOR UPDATE")
+                .bind::<Integer, _>(program_id)
+                .execute(conn)
+                .await?;
+            let previous: Option<Previous> = diesel::sql_query(
+                "SELECT number, period_end FROM statements WHERE program_id = $1 ORDER BY number DESC LIMIT 1",
+            )
+            .bind::<Integer, _>(program_id)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let number = previous.as_ref().map_or(1, |p| p.number + 1);
+            let period_start = previous.as_ref().map_or(first_day.min(period_end), |p| p.period_end.succ_opt().unwrap_or(p.period_end));
+            if period_end < period_start {
+                return Err(ApiError::new(
+                    ProblemType::Conflict,
+                    format!("The programme's statements already run up to {}.", period_start.pred_opt().unwrap_or(period_start)),
+                ));
+            }
+            let lines = payable(conn, program_id, &tz, period_end).await?;
+            let bytes = csv(number, &lines);
+            let digest = signature::digest(&bytes);
+            let total_cents: i64 = lines.iter().map(|l| l.amount_cents).sum();
+            let id: i64 = diesel::insert_into(statements::table)
+                .values((
+                    statements::program_id.eq(program_id),
+                    statements::number.eq(number),
+                    statements::period_start.eq(period_start),
+                    statements::period_end.eq(period_end),
+                    statements::closed_by_user_id.eq(user_id),
+                    statements::total_count.eq(lines.len() as i32),
+                    statements::total_cents.eq(total_cents),
+                    statements::csv.eq(&bytes),
+                    statements::sha256.eq(signature::digest_hex(&digest)),
+                    statements::kid.eq(i16::from(kid)),
+                    statements::signature.eq(signature::sign(&digest, &key)),
+                ))
+                .returning(statements::id)
+                .get_result(conn)
+                .await?;
+            for chunk in lines.chunks(1000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|l| {
+                        (
+                            statement_lines::statement_id.eq(id),
+                            statement_lines::redemption_id.eq(l.redemption_id),
+                            statement_lines::kind.eq(l.kind.clone()),
+                            statement_lines::amount_cents.eq(l.amount_cents),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(statement_lines::table).values(rows).execute(conn).await?;
+            }
+            let mut venues: Vec<i64> = lines.iter().map(|l| l.venue_organisation_id).collect();
+            venues.sort_unstable();
+            venues.dedup();
+            for venue in venues {
+                let mine: Vec<Line> = lines.iter().filter(|l| l.venue_organisation_id == venue).cloned().collect();
+                let bytes = csv(number, &mine);
+                let digest = signature::digest(&bytes);
+                diesel::insert_into(statement_extracts::table)
+                    .values((
+                        statement_extracts::statement_id.eq(id),
+                        statement_extracts::venue_organisation_id.eq(venue),
+                        statement_extracts::line_count.eq(mine.len() as i32),
+                        statement_extracts::total_cents.eq(mine.iter().map(|l| l.amount_cents).sum::<i64>()),
+                        statement_extracts::csv.eq(&bytes),
+                        statement_extracts::sha256.eq(signature::digest_hex(&digest)),
+                        statement_extracts::signature.eq(signature::sign(&digest, &key)),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(id)
+        })
+        .await?;
+    summary(conn, id, None).await
+}
+
+#[derive(Queryable)]
+struct StatementRow {
+    id: i64,
+    program_id: i32,
+    number: i32,
+    period_start: NaiveDate,
+    period_end: NaiveDate,
+    closed_at: DateTime<Utc>,
+    total_count: i32,
+    total_cents: i64,
+    sha256: String,
+    kid: i16,
+    signature: String,
+}
+
+/// A statement as `viewer` may see it: the whole (funder) or one venue's
+/// extract (`Some(venue)`), in which case totals and signature are the extract's.
+pub async fn summary(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    venue: Option<i64>,
+) -> Result<Summary, ApiError> {
+    let row: StatementRow = statements::table
+        .find(id)
+        .select((
+            statements::id,
+            statements::program_id,
+            statements::number,
+            statements::period_start,
+            statements::period_end,
+            statements::closed_at,
+            statements::total_count,
+            statements::total_cents,
+            statements::sha256,
+            statements::kid,
+            statements::signature,
+        ))
+        .first(conn)
+        .await?;
+    let extracts: Vec<(i64, i32, i64, String, String)> = statement_extracts::table
+        .filter(statement_extracts::statement_id.eq(id))
+        .select((
+            statement_extracts::venue_organisation_id,
+            statement_extracts::line_count,
+            statement_extracts::total_cents,
+            statement_extracts::sha256,
+            statement_extracts::signature,
+        ))
+        .order(statement_extracts::venue_organisation_id)
+        .load(conn)
+        .await?;
+    let mut summary = Summary {
+        id: row.id,
+        program_id: row.program_id,
+        number: row.number,
+        period_start: row.period_start,
+        period_end: row.period_end,
+        closed_at: row.closed_at,
+        total_count: row.total_count,
+        total_cents: row.total_cents,
+        sha256: row.sha256,
+        kid: row.kid.to_string(),
+        signature: row.signature,
+        venues: Vec::new(),
+    };
+    let as_venue = |e: &(i64, i32, i64, String, String)| VenueSummary {
+        venue_organisation_id: e.0,
+        count: e.1,
+        total_cents: e.2,
+        sha256: e.3.clone(),
+        signature: e.4.clone(),
+    };
+    match venue {
+        None => summary.venues = extracts.iter().map(as_venue).collect(),
+        Some(venue) => {
+            let mine = extracts
+                .iter()
+                .find(|e| e.0 == venue)
+                .ok_or_else(|| ApiError::not_found(format!("No statement {id}.")))?;
+            summary.total_count = mine.1;
+            summary.total_cents = mine.2;
+            summary.sha256 = mine.3.clone();
+            summary.signature = mine.4.clone();
+            summary.venues = vec![as_venue(mine)];
+        }
+    }
+    Ok(summary)
+}
+
+/// Which part of statement `id` the caller may see: the whole for the
+/// programme's funder, its extract for a venue on it; else not found.
+pub async fn viewer_scope(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    role: Role,
+    org: i64,
+) -> Result<Option<i64>, ApiError> {
+    use crate::db::schema::programs;
+    let not_found = || ApiError::not_found(format!("No statement {id}."));
+    let program_id: i32 = statements::table
+        .find(id)
+        .select(statements::program_id)
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(not_found)?;
+    match role {
+        Role::Funder => {
+            let funder: i64 = programs::table
+                .find(program_id)
+                .select(programs::funder_organisation_id)
+                .first(conn)
+                .await?;
+            if funder == org {
+                Ok(None)
+            } else {
+                Err(not_found())
+            }
+        }
+        Role::Venue => {
+            let on_it: bool = diesel::select(diesel::dsl::exists(
+                statement_extracts::table
+                    .filter(statement_extracts::statement_id.eq(id))
+                    .filter(statement_extracts::venue_organisation_id.eq(org)),
+            ))
+            .get_result(conn)
+            .await?;
+            if on_it {
+                Ok(Some(org))
+            } else {
+                Err(not_found())
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// The exact CSV bytes that were signed: the whole, or one venue's extract.
+pub async fn csv_bytes(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    venue: Option<i64>,
+) -> Result<Vec<u8>, ApiError> {
+    Ok(match venue {
+        None => {
+            statements::table
+                .find(id)
+                .select(statements::csv)
+                .first(conn)
+                .await?
+        }
+        Some(venue) => {
+            statement_extracts::table
+                .find((id, venue))
+                .select(statement_extracts::csv)
+                .first(conn)
+                .await?
+        }
+    })
+}
+
+/// The statements of a programme (funder) or those a venue has an extract on.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    role: Role,
+    org: i64,
+    program_id: Option<i32>,
+) -> Result<Vec<Summary>, ApiError> {
+    use crate::db::schema::programs;
+    let mut query = statements::table
+        .select(statements::id)
+        .order(statements::id)
+        .into_boxed();
+    if let Some(program_id) = program_id {
+        query = query.filter(statements::program_id.eq(program_id));
+    }
+    query = match role {
+        Role::Funder => query.filter(
+            statements::program_id.eq_any(
+                programs::table
+                    .filter(programs::funder_organisation_id.eq(org))
+                    .select(programs::id),
+            ),
+        ),
+        _ => query.filter(
+            statements::id.eq_any(
+                statement_extracts::table
+                    .filter(statement_extracts::venue_organisation_id.eq(org))
+                    .select(statement_extracts::statement_id),
+            ),
+        ),
+    };
+    let ids: Vec<i64> = query.limit(1000).load(conn).await?;
+    let venue = (role == Role::Venue).then_some(org);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(summary(conn, id, venue).await?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(name: &str, amount: i64) -> Line {
+        Line {
+            redemption_id: 7,
+            kind: "redemption".into(),
+            redeemed_at: DateTime::parse_from_rfc3339("2026-11-20T09:30:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            venue_organisation_id: 1,
+            venue_siret: "73282932000074".into(),
+            venue_name: name.into(),
+            voucher_id: 123,
+            position: 3,
+            theme: "email".into(),
+            held_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            amount_cents: amount,
+        }
+    }
+
+    #[test]
+    fn the_csv_has_a_bom_crlf_quoting_and_formula_guards() {
+        let bytes = csv(
+            4,
+            &[
+                line("Médiathèque; \"la\" grande", 2000),
+                line("=HYPERLINK()", -2000),
+            ],
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with('\u{feff}'));
+        let rows: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
+        assert_eq!(rows[0], HEADER);
+        assert_eq!(
+            rows[1],
+            "4;7;2026-11-20T09:30:00Z;73282932000074;\"Médiathèque; \"\"la\"\" grande\";123;3;email;2026-11-20;2000"
+        );
+        assert_eq!(
+            rows[2],
+            "4;7;2026-11-20T09:30:00Z;73282932000074;'=HYPERLINK();123;3;email;2026-11-20;-2000"
+        );
+        assert_eq!(rows[3], "");
+        assert!(!text.contains("\n\n"));
+    }
+}

@@ -1,0 +1,364 @@
+//! Signed statements: what each venue is owed, provable offline.
+
+use chrono::{Duration, Utc};
+use passnum::auth::Role;
+use passnum::domain::paris;
+use passnum::voucher::statement;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    expect_problem, fixture, login_token, new_database, spawn_app, spawn_app_on, test_config,
+    Fixture, TestApp,
+};
+use crate::redemptions::{issue_book, redeem};
+
+async fn close(app: &TestApp, f: &Fixture, period_end: chrono::NaiveDate) -> reqwest::Response {
+    app.with_token(
+        Method::POST,
+        &format!("/api/v1/programs/{}/statements", f.program_id),
+        &f.tokens[&Role::Funder],
+    )
+    .json(&json!({"period_end": period_end.to_string()}))
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn csv(app: &TestApp, token: &str, id: &Value) -> Vec<u8> {
+    let res = app
+        .with_token(Method::GET, &format!("/api/v1/statements/{id}/csv"), token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap().to_vec()
+}
+
+/// Checks bytes against a published sha256 and signature, with the JWK Set's key.
+async fn verifies(app: &TestApp, bytes: &[u8], sha256: &str, kid: &str, signature: &str) -> bool {
+    use base64::Engine;
+    let set: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jwk = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid && k["purpose"] == "statement")
+        .unwrap();
+    let x: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk["x"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap();
+    let digest = statement::digest(bytes);
+    statement::digest_hex(&digest) == sha256 && statement::verify(&digest, signature, &key).is_ok()
+}
+
+#[tokio::test]
+async fn a_closed_period_is_signed_whole_and_per_venue() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let lieu2 = login_token(&app, "lieu2@demo.passnum.test").await;
+    let book = issue_book(&app, &f, 10).await;
+    let code = |i: usize| book["vouchers"][i]["code"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        assert_eq!(
+            redeem(&app, &f.tokens[&Role::Venue], &code(i))
+                .await
+                .status(),
+            201
+        );
+    }
+    for i in 3..5 {
+        assert_eq!(redeem(&app, &lieu2, &code(i)).await.status(), 201);
+    }
+    let today = paris::today();
+    expect_problem(
+        close(&app, &f, today + chrono::Days::new(1)).await,
+        422,
+        "validation-error",
+    )
+    .await;
+    let res = close(&app, &f, today).await;
+    assert_eq!(res.status(), 201);
+    let s: Value = res.json().await.unwrap();
+    assert_eq!(s["number"], 1);
+    assert_eq!(s["total_count"], 5);
+    assert_eq!(s["total_cents"], 5 * 2000);
+    assert_eq!(s["venues"].as_array().unwrap().len(), 2);
+
+    let funder = &f.tokens[&Role::Funder];
+    let whole = csv(&app, funder, &s["id"]).await;
+    assert!(whole.starts_with("\u{feff}statement_number;redemption_id;".as_bytes()));
+    assert_eq!(
+        String::from_utf8(whole.clone())
+            .unwrap()
+            .matches("\r\n")
+            .count(),
+        6
+    );
+    let kid = s["kid"].as_str().unwrap();
+    assert!(
+        verifies(
+            &app,
+            &whole,
+            s["sha256"].as_str().unwrap(),
+            kid,
+            s["signature"].as_str().unwrap()
+        )
+        .await
+    );
+    let mut tampered = whole.clone();
+    let last = tampered.len() - 3;
+    tampered[last] ^= 1;
+    assert!(
+        !verifies(
+            &app,
+            &tampered,
+            s["sha256"].as_str().unwrap(),
+            kid,
+            s["signature"].as_str().unwrap()
+        )
+        .await
+    );
+
+    // A venue sees its own extract only, signed on its own.
+    let mine: Value = app
+        .with_token(
+            Method::GET,
+            &format!("/api/v1/statements/{}", s["id"]),
+            &lieu2,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["total_count"], 2);
+    assert_eq!(mine["total_cents"], 4000);
+    let extract = csv(&app, &lieu2, &s["id"]).await;
+    assert!(
+        verifies(
+            &app,
+            &extract,
+            mine["sha256"].as_str().unwrap(),
+            kid,
+            mine["signature"].as_str().unwrap()
+        )
+        .await
+    );
+    assert!(!String::from_utf8_lossy(&extract).contains("Malraux"));
+
+    // The independent verifier, from the JWK Set alone.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("releve.csv");
+    std::fs::write(&path, &extract).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/verify.py");
+    let out = std::process::Command::new("python3")
+        .args([
+            script,
+            "statement",
+            "--jwks",
+            &app.url("/.well-known/jwks.json"),
+            "--kid",
+            kid,
+            "--signature",
+            mine["signature"].as_str().unwrap(),
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Nothing left to put on a second statement for the same day, and the
+    // period cannot be closed twice.
+    expect_problem(close(&app, &f, today).await, 409, "conflict").await;
+    // Other organisations see nothing.
+    let res = app
+        .with_token(
+            Method::GET,
+            &format!("/api/v1/statements/{}", s["id"]),
+            &f.other_tokens[&Role::Funder],
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn a_reversal_after_closing_lands_on_the_next_statement_and_the_first_never_changes() {
+    // A long cancel window: the refusal below is the statement's doing.
+    let mut config = test_config(&new_database().await);
+    config.cancel_window_hours = 72;
+    let app = spawn_app_on(config).await;
+    let f = fixture(&app).await;
+    let book = issue_book(&app, &f, 5).await;
+    let receipt: Value = redeem(
+        &app,
+        &f.tokens[&Role::Venue],
+        book["vouchers"][0]["code"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let yesterday = paris::today() - chrono::Days::new(1);
+    app.sql(&format!(
+        "UPDATE redemptions SET redeemed_at = now() - interval '1 day' WHERE id = {}",
+        receipt["id"]
+    ))
+    .await;
+    let first: Value = close(&app, &f, yesterday).await.json().await.unwrap();
+    assert_eq!(first["total_cents"], 2000);
+    let first_bytes = csv(&app, &f.tokens[&Role::Funder], &first["id"]).await;
+
+    let res = app
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/redemptions/{}/reverse", receipt["id"]),
+            &f.tokens[&Role::Funder],
+        )
+        .json(&json!({"reason": "atelier non tenu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A closed statement cannot be cancelled from, nor changed by SQL.
+    let res = app
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/redemptions/{}/cancel", receipt["id"]),
+            &f.tokens[&Role::Venue],
+        )
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 409, "not-cancellable").await;
+    let mut conn = app.state.pool.get().await.unwrap();
+    let tamper = diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE statements SET total_cents = 0"),
+        &mut conn,
+    )
+    .await;
+    assert!(tamper.is_err());
+    drop(conn);
+
+    let second: Value = close(&app, &f, paris::today()).await.json().await.unwrap();
+    assert_eq!(second["number"], 2);
+    assert_eq!(second["total_count"], 1);
+    assert_eq!(second["total_cents"], -2000);
+    let second_csv =
+        String::from_utf8(csv(&app, &f.tokens[&Role::Funder], &second["id"]).await).unwrap();
+    assert!(second_csv.trim_end().ends_with(";-2000"), "{second_csv}");
+    // The first statement is byte for byte what it was, and still verifies.
+    let again: Value = app
+        .with_token(
+            Method::GET,
+            &format!("/api/v1/statements/{}", first["id"]),
+            &f.tokens[&Role::Funder],
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["signature"], first["signature"]);
+    assert_eq!(
+        csv(&app, &f.tokens[&Role::Funder], &first["id"]).await,
+        first_bytes
+    );
+}
+
+/// Issue 8: a conflict resolved `pay` is paid on the next statement, once;
+/// one resolved `reject` never.
+#[tokio::test]
+async fn a_paid_conflict_lands_on_the_next_statement_once_and_a_rejected_one_never() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let lieu2 = login_token(&app, "lieu2@demo.passnum.test").await;
+    let book = issue_book(&app, &f, 5).await;
+    let code = |i: usize| book["vouchers"][i]["code"].as_str().unwrap().to_owned();
+    let at = (Utc::now() - Duration::minutes(5)).to_rfc3339();
+    let scan = |nonce: &str, code: String| json!({"nonce": nonce, "code": code, "scanned_at": at, "workshop": crate::redemptions::workshop()});
+    let batch = |token: String, items: Vec<Value>| {
+        let app = &app;
+        async move {
+            app.with_token(Method::POST, "/api/v1/redemptions/batch", &token)
+                .json(&json!({"items": items}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    batch(
+        f.tokens[&Role::Venue].clone(),
+        vec![scan("a", code(0)), scan("b", code(1))],
+    )
+    .await;
+    batch(lieu2.clone(), vec![scan("c", code(0)), scan("d", code(1))]).await;
+    let conflicts: Value = app
+        .with_token(Method::GET, "/api/v1/conflicts", &f.tokens[&Role::Funder])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<Value> = conflicts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    for (id, decision) in ids.iter().zip(["pay", "reject"]) {
+        app.with_token(
+            Method::POST,
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            &f.tokens[&Role::Funder],
+        )
+        .json(&json!({"decision": decision, "reason": "vu"}))
+        .send()
+        .await
+        .unwrap();
+    }
+    let s: Value = close(&app, &f, paris::today()).await.json().await.unwrap();
+    // Two first scans plus the paid conflict.
+    assert_eq!(s["total_count"], 3);
+    assert_eq!(s["total_cents"], 3 * 2000);
+    let lieu2_part = s["venues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["venue_organisation_id"] == f.org_ids["lieu2@demo.passnum.test"])
+        .unwrap()
+        .clone();
+    assert_eq!(lieu2_part["count"], 1);
+    // Resolving again changes nothing.
+    let res = app
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/conflicts/{}/resolve", ids[0]),
+            &f.tokens[&Role::Funder],
+        )
+        .json(&json!({"decision": "pay", "reason": "encore"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 409, "conflict").await;
+    assert_eq!(app.count("statement_lines").await, 3);
+}
