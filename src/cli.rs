@@ -55,6 +55,11 @@ pub enum Command {
         #[arg(long, default_value_t = 12)]
         months: u32,
     },
+    /// Check signed statements offline.
+    Statement {
+        #[command(subcommand)]
+        command: StatementCommand,
+    },
     /// Inspect vouchers.
     Voucher {
         #[command(subcommand)]
@@ -94,6 +99,26 @@ pub enum AdminCommand {
         /// Name of the operator organisation, if it must be created.
         #[arg(long, default_value = "Opérateur passnum")]
         organisation: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatementCommand {
+    /// Check that a downloaded statement (or a venue's extract) is exactly
+    /// what was signed, against a JWK Set file or URL, or the key ring.
+    Verify {
+        /// The CSV file, as downloaded.
+        csv: std::path::PathBuf,
+        /// The kid of the statement key, as given with the statement.
+        #[arg(long)]
+        kid: u8,
+        /// The signature given with the statement (base64url).
+        #[arg(long)]
+        signature: String,
+        /// A JWK Set file (a saved `/.well-known/jwks.json`); without it,
+        /// the key ring of the configured database is used.
+        #[arg(long)]
+        jwks: Option<String>,
     },
 }
 
@@ -141,6 +166,48 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let outcome = purge(&database.url, &config, months).await;
             database.close()?;
             outcome
+        }
+        Command::Statement {
+            command:
+                StatementCommand::Verify {
+                    csv,
+                    kid,
+                    signature,
+                    jwks,
+                },
+        } => {
+            let bytes =
+                std::fs::read(&csv).with_context(|| format!("cannot read {}", csv.display()))?;
+            let key = match jwks {
+                Some(source) => key_from_jwks(&source, kid).await?,
+                None => {
+                    let database = Database::open(&config, Role::Guest).await?;
+                    let ring = key_ring(&config, &database.url).await;
+                    let key = match ring {
+                        Ok(ring) => ring
+                            .verifying_key(Purpose::Statement, kid)
+                            .await
+                            .map_err(anyhow::Error::from),
+                        Err(e) => Err(e),
+                    };
+                    database.close()?;
+                    key?.with_context(|| format!("no statement key has kid {kid}"))?
+                }
+            };
+            let digest = crate::voucher::statement::digest(&bytes);
+            match crate::voucher::statement::verify(&digest, &signature, &key) {
+                Ok(()) => {
+                    println!("sha256 {}", crate::voucher::statement::digest_hex(&digest));
+                    println!(
+                        "signature OK: these are exactly the bytes statement key {kid} signed"
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!(
+                    "{e}: the file is not the signed statement (sha256 {})",
+                    crate::voucher::statement::digest_hex(&digest)
+                ),
+            }
         }
         Command::Voucher {
             command: VoucherCommand::Decode { text },
@@ -229,6 +296,29 @@ async fn create_operator(
         user.email, user.id
     );
     Ok(())
+}
+
+/// The statement key `kid` of a JWK Set, read from a file or fetched over http.
+async fn key_from_jwks(source: &str, kid: u8) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    use base64::Engine;
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        bail!("fetch the JWK Set first (curl -o jwks.json {source}) and pass the file: passnum reads files only")
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("cannot read {source}"))?
+    };
+    let set: crate::keys::jwks::Jwks =
+        serde_json::from_str(&text).context("this is not a JWK Set")?;
+    let jwk = set
+        .keys
+        .iter()
+        .find(|k| k.kid == kid.to_string() && k.purpose == "statement")
+        .with_context(|| format!("the JWK Set has no statement key {kid}"))?;
+    let x: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&jwk.x)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the key's x is not 32 bytes of base64url")?;
+    Ok(ed25519_dalek::VerifyingKey::from_bytes(&x)?)
 }
 
 async fn key_ring(config: &Config, database_url: &str) -> anyhow::Result<KeyRing> {

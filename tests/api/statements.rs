@@ -182,6 +182,52 @@ async fn a_closed_period_is_signed_whole_and_per_venue() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // `passnum statement verify`, with the JWK Set file and with the key ring;
+    // one changed byte fails both.
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        app.get("/.well-known/jwks.json")
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let tampered_path = dir.path().join("tampered.csv");
+    let mut changed = extract.clone();
+    changed[10] ^= 1;
+    std::fs::write(&tampered_path, &changed).unwrap();
+    for (file, ok) in [(&path, true), (&tampered_path, false)] {
+        for with_jwks in [true, false] {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_passnum"));
+            cmd.args(["statement", "verify"])
+                .arg(file)
+                .args([
+                    "--kid",
+                    kid,
+                    "--signature",
+                    mine["signature"].as_str().unwrap(),
+                ])
+                .env(
+                    "DATABASE_URL",
+                    app.state.config.database_url.as_deref().unwrap(),
+                )
+                .env("PASSNUM_KEYS_DIR", &app.state.config.keys_dir);
+            if with_jwks {
+                cmd.arg("--jwks").arg(&jwks);
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(
+                out.status.success(),
+                ok,
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     // Nothing left to put on a second statement for the same day, and the
     // period cannot be closed twice.
     expect_problem(close(&app, &f, today).await, 409, "conflict").await;
