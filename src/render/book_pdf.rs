@@ -13,8 +13,11 @@
 //!   page with dashed cut lines between strips: "Atelier n / N", the QR code
 //!   (42 mm wide with its quiet zone, drawn as vector rectangles), the typed
 //!   code, the last valid day and the programme.
-//! - The data-protection notice fills the first free strip after the last
-//!   coupon (or a page of its own when the last page is full).
+//! - The data-protection notice goes under the last coupon, or on a page of
+//!   its own when it does not fit there (a full last page, long texts).
+//!
+//! A replacement book holds only the positions it replaces: the cover counts
+//! the coupons it holds, each coupon keeps its "n / N" of the original book.
 //!
 //! Rendering is pure: no I/O, no clock, no font lookup. The DejaVu Sans fonts
 //! are compiled in (`assets/fonts/`, licence beside them) and each PDF embeds
@@ -27,7 +30,7 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 use krilla::color::rgb;
-use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::geom::{PathBuilder, Point, Rect, Transform};
 use krilla::metadata::{DateTime, Metadata};
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
@@ -92,11 +95,13 @@ pub struct PdfCoupon<'a> {
 /// The data-protection notice (RGPD article 13) printed in the book.
 #[derive(Debug, Clone, Copy)]
 pub struct PrivacyNotice<'a> {
-    /// Who is responsible for the data (the operator's name).
+    /// Who is responsible for the data (the controller, or controllers).
     pub controller: &'a str,
     /// Where to write to exercise one's rights (postal or e-mail address).
     pub contact: &'a str,
-    /// How long data is kept, as a phrase: "3 ans après la fin du programme".
+    /// How long data is kept, printed after "Combien de temps ?": a phrase
+    /// ("3 ans après la fin du programme") or a sentence; a full stop is
+    /// added only if missing.
     pub retention: &'a str,
 }
 
@@ -170,30 +175,35 @@ pub fn render(book: &BookPdf) -> Result<Vec<u8>, BookPdfError> {
         page.finish();
     }
 
-    // Strips on the coupon pages: every coupon, then the notice.
-    let strips: Vec<Strip> = coupons
-        .iter()
-        .zip(&qr_codes)
-        .map(|(coupon, qr)| Strip::Coupon(coupon, qr))
-        .chain(std::iter::once(Strip::Privacy))
-        .collect();
-    for page_strips in strips.chunks(STRIPS_PER_PAGE) {
+    // Three coupons a page, then the notice: under the last coupon if it
+    // fits there, else on a page of its own.
+    let notice = Notice::layout(&book.privacy, fonts);
+    let items: Vec<(&PdfCoupon, &QrCode)> = coupons.iter().copied().zip(&qr_codes).collect();
+    let pages: Vec<&[(&PdfCoupon, &QrCode)]> = items.chunks(STRIPS_PER_PAGE).collect();
+    let used = items.len() % STRIPS_PER_PAGE;
+    let notice_below = used != 0 && used as f32 * STRIP_H + notice.height() <= PAGE_H;
+    for (i, page_items) in pages.iter().enumerate() {
+        let with_notice = notice_below && i + 1 == pages.len();
         let mut page = document.start_page_with(page_settings.clone());
         let mut surface = page.surface();
         let mut canvas = Canvas::new(&mut surface, fonts);
-        for (slot, strip) in page_strips.iter().enumerate() {
+        for (slot, (coupon, qr)) in page_items.iter().enumerate() {
             let top = slot as f32 * STRIP_H;
-            match strip {
-                Strip::Coupon(coupon, qr) => {
-                    canvas.coupon(book, coupon, qr, top);
-                    if slot + 1 < page_strips.len() {
-                        canvas.cut_line(top + STRIP_H);
-                    }
-                }
-                // The notice takes what is left of the page.
-                Strip::Privacy => canvas.privacy(book, top),
+            canvas.coupon(book, coupon, qr, top);
+            if slot + 1 < page_items.len() || with_notice {
+                canvas.cut_line(top + STRIP_H);
             }
         }
+        if with_notice {
+            canvas.notice(&notice, page_items.len() as f32 * STRIP_H);
+        }
+        surface.finish();
+        page.finish();
+    }
+    if !notice_below {
+        let mut page = document.start_page_with(page_settings);
+        let mut surface = page.surface();
+        Canvas::new(&mut surface, fonts).notice(&notice, 0.0);
         surface.finish();
         page.finish();
     }
@@ -263,8 +273,12 @@ fn metadata(book: &BookPdf, coupons: usize) -> Metadata {
 const PAGE_W: f32 = 595.276;
 const PAGE_H: f32 = 841.89;
 const MM: f32 = 72.0 / 25.4;
-/// Left and right margin of every page, and top and bottom of the cover.
+/// Left and right margin of every page.
 const MARGIN: f32 = 42.0;
+/// Top of the cover's title, and the cover's last baseline from the bottom
+/// edge (office printers leave about 5 mm unprinted).
+const COVER_TOP: f32 = 36.0;
+const COVER_BOTTOM: f32 = 30.0;
 const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
 
 const STRIPS_PER_PAGE: usize = 3;
@@ -274,26 +288,61 @@ const STRIP_GAP: f32 = 20.0;
 /// Width of the QR code with its quiet zone: 42 mm (the minimum is 30 mm).
 const QR_SIDE: f32 = 42.0 * MM;
 
-// Type sizes, in points.
-const TITLE: f32 = 30.0;
-const HEADING: f32 = 20.0;
-const LEAD: f32 = 16.0;
-const BODY: f32 = 15.0;
-const COUPON_BODY: f32 = 14.0;
-const NOTICE: f32 = 12.0;
-const SMALL: f32 = 10.0;
+// Type styles: face, size and line spacing (points), colour.
+const TITLE: Style = Style::bold(30.0, 36.0, BLUE);
+const HEADING: Style = Style::bold(20.0, 28.0, BLUE);
+const LEAD: Style = Style::regular(16.0, 22.0, BLACK);
+const LEAD_BOLD: Style = Style::bold(16.0, 22.0, BLACK);
+const BODY: Style = Style::regular(15.0, 20.0, BLACK);
+const VENUE_NAME: Style = Style::bold(15.0, 18.0, BLACK);
+const VENUE_DISTANCE: Style = Style::bold(15.0, 18.0, BLUE);
+const VENUE_TEXT: Style = Style::regular(14.0, 18.0, BLACK);
+const COUPON_TITLE: Style = Style::bold(26.0, 32.0, BLUE);
+const COUPON_TEXT: Style = Style::regular(14.0, 20.0, BLACK);
+const TYPED_CODE: Style = Style::bold(24.0, 30.0, BLACK);
+const VALIDITY: Style = Style::bold(18.0, 22.0, BLACK);
+const COUPON_VALIDITY: Style = Style::bold(16.0, 22.0, BLACK);
+const NOTICE_HEADING: Style = Style::bold(16.0, 24.0, BLUE);
+const NOTICE: Style = Style::regular(12.0, 15.0, BLACK);
+const SMALL: Style = Style::regular(10.0, 12.0, BLACK);
+const CUT_MARK: Style = Style::regular(10.0, 12.0, GREY);
+const SCISSORS: Style = Style::regular(16.0, 16.0, GREY);
+const STEP_DIGIT: Style = Style::bold(14.0, 14.0, WHITE);
 
-const BLACK: (u8, u8, u8) = (0, 0, 0);
-const WHITE: (u8, u8, u8) = (255, 255, 255);
+type Rgb = (u8, u8, u8);
+const BLACK: Rgb = (0, 0, 0);
+const WHITE: Rgb = (255, 255, 255);
 /// Headings and accents: dark blue, 10:1 contrast on white.
-const BLUE: (u8, u8, u8) = (0, 61, 122);
+const BLUE: Rgb = (0, 61, 122);
 /// Light tint behind highlighted text, still black-on-light for contrast.
-const TINT: (u8, u8, u8) = (225, 236, 248);
-const GREY: (u8, u8, u8) = (90, 90, 90);
+const TINT: Rgb = (225, 236, 248);
+const GREY: Rgb = (90, 90, 90);
 
-enum Strip<'b> {
-    Coupon(&'b PdfCoupon<'b>, &'b QrCode),
-    Privacy,
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    bold: bool,
+    size: f32,
+    /// Distance from one baseline to the next.
+    leading: f32,
+    color: Rgb,
+}
+
+impl Style {
+    const fn regular(size: f32, leading: f32, color: Rgb) -> Style {
+        Style {
+            bold: false,
+            size,
+            leading,
+            color,
+        }
+    }
+
+    const fn bold(size: f32, leading: f32, color: Rgb) -> Style {
+        Style {
+            bold: true,
+            ..Style::regular(size, leading, color)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -301,229 +350,228 @@ enum Strip<'b> {
 
 struct Canvas<'s, 'p> {
     surface: &'s mut Surface<'p>,
-    regular: &'static Face,
-    bold: &'static Face,
+    fonts: &'static Fonts,
 }
 
 impl<'s, 'p> Canvas<'s, 'p> {
     fn new(surface: &'s mut Surface<'p>, fonts: &'static Fonts) -> Self {
-        Canvas {
-            surface,
-            regular: &fonts.regular,
-            bold: &fonts.bold,
-        }
+        Canvas { surface, fonts }
     }
 
     /// Page 1: what it is, how to use it, until when, who pays, where to go.
     fn cover(&mut self, book: &BookPdf, coupons: usize) {
         let left = MARGIN;
-        let mut y = MARGIN + TITLE;
-        self.text(self.bold, TITLE, BLUE, left, y, "Votre pass numérique");
+        let mut y = COVER_TOP + TITLE.size;
+        self.text(TITLE, left, y, "Votre pass numérique");
         y += 24.0;
-        y = self.paragraph(self.regular, LEAD, 21.0, BLACK, left, y, CONTENT_W, 2, &clean(book.program_name));
-        y -= 21.0 - 12.0;
-        self.rule(left, y, CONTENT_W, 1.5, BLUE);
-        y += 30.0;
-
-        let workshops = plural(coupons, "atelier gratuit", "ateliers gratuits");
         y = self.paragraph(
-            self.bold,
-            LEAD,
-            23.0,
-            BLACK,
+            Style {
+                leading: 21.0,
+                ..LEAD
+            },
             left,
             y,
             CONTENT_W,
             2,
-            &format!("Ce carnet vous donne droit à {coupons} {workshops}."),
+            &clean(book.program_name),
         );
-        y = self.paragraph(
-            self.regular,
-            LEAD,
-            23.0,
-            BLACK,
-            left,
-            y,
-            CONTENT_W,
-            3,
-            "Dans ces ateliers, on vous aide à utiliser un ordinateur, un téléphone ou internet.",
-        );
+        y -= 10.0;
+        self.rule(left, y, CONTENT_W, 1.5, BLUE);
+        y += 27.0;
+
+        let workshops = plural(coupons, "atelier gratuit", "ateliers gratuits");
+        let what = format!("Ce carnet vous donne droit à {coupons} {workshops}.");
+        y = self.paragraph(LEAD_BOLD, left, y, CONTENT_W, 2, &what);
+        let why =
+            "Dans ces ateliers, on vous aide à utiliser un ordinateur, un téléphone ou internet.";
+        y = self.paragraph(LEAD, left, y, CONTENT_W, 3, why);
 
         // Until when, in a tinted box.
-        y += 2.0;
+        let box_top = y - 6.0;
         let box_h = 36.0;
-        self.rect(left, y - 8.0, CONTENT_W, box_h, Some(TINT), Some((BLUE, 1.0)));
+        self.rect(
+            left,
+            box_top,
+            CONTENT_W,
+            box_h,
+            Some(TINT),
+            Some((BLUE, 1.0)),
+        );
         let valid = format!("Valable jusqu’au {}", french_date(book.expires_on));
-        self.text(self.bold, 18.0, BLACK, left + 14.0, y - 8.0 + 24.5, &valid);
-        y += box_h + 26.0;
+        self.text(VALIDITY, left + 14.0, box_top + 24.5, &valid);
+        y = box_top + box_h + 30.0;
 
         // How to use it.
-        self.text(self.bold, HEADING, BLUE, left, y, "Comment faire ?");
-        y += 30.0;
+        self.text(HEADING, left, y, "Comment faire ?");
+        y += HEADING.leading;
         let steps = [
             "Choisissez un lieu dans la liste ci-dessous.",
             "Appelez ce lieu ou allez-y pour prendre rendez-vous.",
             "À chaque atelier, donnez un coupon de ce carnet.",
         ];
+        let step_style = Style {
+            leading: 21.0,
+            ..LEAD
+        };
         for (number, step) in (1..).zip(steps) {
             self.step_number(left + 11.0, y - 5.5, number);
-            y = self.paragraph(self.regular, LEAD, 21.0, BLACK, left + 32.0, y, CONTENT_W - 32.0, 2, step);
-            y += 6.0;
+            y = self.paragraph(step_style, left + 32.0, y, CONTENT_W - 32.0, 2, step);
+            y += 4.0;
         }
-        self.text(self.bold, LEAD, BLACK, left + 32.0, y, "Un coupon = un atelier. C’est gratuit.");
-        y += 30.0;
+        self.text(
+            LEAD_BOLD,
+            left + 32.0,
+            y,
+            "Un coupon = un atelier. C’est gratuit.",
+        );
+        y += 28.0;
 
-        let funder = format!("Offert par {}.", clean(book.funder_name));
-        y = self.paragraph(self.regular, BODY, 20.0, BLACK, left, y, CONTENT_W, 2, &funder);
-        let issuer = format!("Remis par {}.", clean(book.issuer_name));
-        y = self.paragraph(self.regular, BODY, 20.0, BLACK, left, y, CONTENT_W, 2, &issuer);
-        y += 14.0;
+        let funder = sentence(&format!("Offert par {}", clean(book.funder_name)));
+        y = self.paragraph(BODY, left, y, CONTENT_W, 2, &funder);
+        let issuer = sentence(&format!("Remis par {}", clean(book.issuer_name)));
+        y = self.paragraph(BODY, left, y, CONTENT_W, 2, &issuer);
+        y += 10.0;
 
         // Where to go.
-        self.text(self.bold, HEADING, BLUE, left, y, "Les lieux près de chez vous");
-        y += 28.0;
-        let footer_top = PAGE_H - MARGIN - 16.0;
-        self.venues(book, y, footer_top);
+        self.text(HEADING, left, y, "Les lieux près de chez vous");
+        y += 26.0;
+        let baseline = PAGE_H - COVER_BOTTOM;
+        self.venues(book, y, baseline - 14.0);
 
         // Small print.
-        let baseline = PAGE_H - MARGIN + 6.0;
-        self.rule(left, baseline - 16.0, CONTENT_W, 0.5, GREY);
-        let reference = fit(self.regular, SMALL, &format!("Dossier : {}", clean(book.reference)), CONTENT_W / 2.0);
-        self.text(self.regular, SMALL, BLACK, left, baseline, &reference);
+        self.rule(left, baseline - 14.0, CONTENT_W, 0.5, GREY);
+        let reference = format!("Dossier : {}", clean(book.reference));
         let data = "Vos données personnelles : voir la dernière page.";
-        let width = self.regular.width(SMALL, data);
-        self.text(self.regular, SMALL, BLACK, PAGE_W - MARGIN - width, baseline, data);
+        let room = CONTENT_W - self.width(SMALL, data) - 12.0;
+        let reference = fit(self.face(SMALL), SMALL.size, &reference, room);
+        self.text(SMALL, left, baseline, &reference);
+        self.text_right(SMALL, PAGE_W - MARGIN, baseline, data);
     }
 
-    /// The venue list, from baseline `y`, as many as fit above `bottom`.
+    /// The venue list from baseline `y`: as many venues as fit above `bottom`.
     fn venues(&mut self, book: &BookPdf, mut y: f32, bottom: f32) {
-        let ask = format!(
-            "Vous ne savez pas où aller ? Demandez à {}.",
-            clean(book.issuer_name)
-        );
         if book.venues.is_empty() {
-            self.paragraph(
-                self.regular,
-                BODY,
-                20.0,
-                BLACK,
-                MARGIN,
-                y,
-                CONTENT_W,
-                2,
-                "Demandez à la personne qui vous a donné ce carnet où aller.",
-            );
+            let ask = "Demandez à la personne qui vous a donné ce carnet où aller.";
+            self.paragraph(BODY, MARGIN, y, CONTENT_W, 2, ask);
             return;
         }
         let blocks: Vec<VenueBlock> = book
             .venues
             .iter()
-            .map(|venue| VenueBlock::layout(venue, self.regular, self.bold))
+            .map(|venue| VenueBlock::layout(venue, self.fonts))
             .collect();
-        // Room for one line saying some venues were left out.
-        let more_h = 20.0;
+        // Under the list, two lines of text: where to find more.
+        let more_h = 2.0 * VENUE_TEXT.leading;
+        let ask = "Demandez à la personne qui vous a donné ce carnet.";
         for (i, block) in blocks.iter().enumerate() {
             let is_last = i + 1 == blocks.len();
             let needed = block.height() + if is_last { 0.0 } else { more_h };
-            if y - BODY + needed > bottom {
-                self.paragraph(
-                    self.regular,
-                    COUPON_BODY,
-                    18.0,
-                    BLACK,
-                    MARGIN,
-                    y,
-                    CONTENT_W,
-                    1,
-                    &format!("D’autres lieux existent. Demandez à {}.", clean(book.issuer_name)),
-                );
+            if y - VENUE_NAME.size + needed > bottom {
+                let more = format!("D’autres lieux existent. {ask}");
+                self.paragraph(VENUE_TEXT, MARGIN, y, CONTENT_W, 2, &more);
                 return;
             }
             y = self.venue(block, y);
         }
-        // If the list leaves room, the way to find more.
-        if y - BODY + 20.0 <= bottom {
-            self.paragraph(self.regular, COUPON_BODY, 18.0, BLACK, MARGIN, y, CONTENT_W, 1, &ask);
+        if y - VENUE_TEXT.size + more_h <= bottom {
+            let help = format!("Vous ne savez pas où aller ? {ask}");
+            self.paragraph(VENUE_TEXT, MARGIN, y, CONTENT_W, 2, &help);
         }
     }
 
+    /// One venue from baseline `y`; returns the next venue's baseline.
     fn venue(&mut self, block: &VenueBlock, mut y: f32) -> f32 {
-        let text_left = MARGIN + 14.0;
-        let top = y - BODY;
-        // A bar on the left groups the lines of one venue.
-        self.rect(MARGIN, top + 1.0, 4.0, block.height() - VENUE_GAP - 2.0, Some(BLUE), None);
-        for line in &block.name {
-            self.text(self.bold, BODY, BLACK, text_left, y, line);
-            y += VENUE_LINE;
-        }
+        let text_left = MARGIN + VENUE_INDENT;
+        let top = y - VENUE_NAME.size;
+        // A bar on the left holds the lines of one venue together.
+        self.rect(
+            MARGIN,
+            top + 1.0,
+            4.0,
+            block.height() - VENUE_GAP - 2.0,
+            Some(BLUE),
+            None,
+        );
         if let Some(distance) = &block.distance {
-            let width = self.bold.width(BODY, distance);
-            self.text(self.bold, BODY, BLUE, PAGE_W - MARGIN - width, top + BODY, distance);
+            self.text_right(VENUE_DISTANCE, PAGE_W - MARGIN, y, distance);
+        }
+        for line in &block.name {
+            self.text(VENUE_NAME, text_left, y, line);
+            y += VENUE_NAME.leading;
         }
         for line in block.address.iter().chain(&block.phone) {
-            self.text(self.regular, COUPON_BODY, BLACK, text_left, y, line);
-            y += VENUE_LINE;
+            self.text(VENUE_TEXT, text_left, y, line);
+            y += VENUE_TEXT.leading;
         }
         y + VENUE_GAP
     }
 
     /// One coupon in the strip whose top edge is at `top`.
     fn coupon(&mut self, book: &BookPdf, coupon: &PdfCoupon, qr: &QrCode, top: f32) {
-        let left = MARGIN;
-        let width = CONTENT_W;
+        let (left, width) = (MARGIN, CONTENT_W);
         let box_top = top + STRIP_GAP;
         let box_h = STRIP_H - 2.0 * STRIP_GAP;
         let band_h = 46.0;
         self.rect(left, box_top, width, band_h, Some(TINT), None);
         self.rect(left, box_top, width, box_h, None, Some((BLUE, 1.5)));
 
-        // Band: which workshop, and the programme.
+        // The band: which workshop, and the programme.
         let title = format!("Atelier {} / {}", coupon.position, book.book_size);
-        self.text(self.bold, 26.0, BLUE, left + 16.0, box_top + 33.0, &title);
-        let title_w = self.bold.width(26.0, &title);
+        self.text(COUPON_TITLE, left + 16.0, box_top + 33.0, &title);
+        let title_w = self.width(COUPON_TITLE, &title);
         let program_room = width - title_w - 48.0;
-        let program = fit(self.regular, COUPON_BODY, &clean(book.program_name), program_room);
-        let program_w = self.regular.width(COUPON_BODY, &program);
-        self.text(self.regular, COUPON_BODY, BLACK, left + width - 16.0 - program_w, box_top + 29.0, &program);
+        let program = fit(
+            self.face(COUPON_TEXT),
+            COUPON_TEXT.size,
+            &clean(book.program_name),
+            program_room,
+        );
+        self.text_right(COUPON_TEXT, left + width - 16.0, box_top + 29.0, &program);
 
-        // The QR code, left, centred in the space under the band.
+        // The QR code on the left, centred under the band.
         let body_top = box_top + band_h;
         let body_h = box_h - band_h;
-        let qr_top = body_top + (body_h - QR_SIDE) / 2.0;
-        self.qr(qr, left + 10.0, qr_top, QR_SIDE);
+        self.qr(
+            qr,
+            left + 10.0,
+            body_top + (body_h - QR_SIDE) / 2.0,
+            QR_SIDE,
+        );
 
-        // The text, right of the QR code.
+        // The text on the right, centred too: from the first line's cap
+        // height to the last line's descenders.
         let x = left + 10.0 + QR_SIDE + 14.0;
         let room = left + width - 14.0 - x;
-        let mut y = body_top + 30.0;
-        self.text(self.regular, COUPON_BODY, BLACK, x, y, "Code à saisir si le scan ne marche pas :");
+        let text_h = 10.0 + 30.0 + 36.0 + 28.0 + 20.0 + 4.0;
+        let mut y = body_top + (body_h - text_h) / 2.0 + 10.0;
+        self.text(
+            COUPON_TEXT,
+            x,
+            y,
+            "Code à saisir si le scan ne marche pas :",
+        );
         y += 30.0;
-        let code = fit(self.bold, 24.0, &clean(coupon.typed_code), room);
-        self.text(self.bold, 24.0, BLACK, x, y, &code);
+        let code = fit(
+            self.face(TYPED_CODE),
+            TYPED_CODE.size,
+            &clean(coupon.typed_code),
+            room,
+        );
+        self.text(TYPED_CODE, x, y, &code);
         y += 36.0;
         let valid = format!("Valable jusqu’au {}", french_date(book.expires_on));
-        self.text(self.bold, 16.0, BLACK, x, y, &valid);
+        self.text(COUPON_VALIDITY, x, y, &valid);
         y += 28.0;
-        self.text(self.regular, COUPON_BODY, BLACK, x, y, "Un coupon = un atelier.");
-        y += 20.0;
-        self.text(self.regular, COUPON_BODY, BLACK, x, y, "Gardez-le jusqu’au jour de l’atelier.");
+        self.text(COUPON_TEXT, x, y, "Un coupon = un atelier.");
+        y += COUPON_TEXT.leading;
+        self.text(COUPON_TEXT, x, y, "Gardez-le jusqu’au jour de l’atelier.");
     }
 
     /// A dashed line across the page at `y`, with scissors and a word.
     fn cut_line(&mut self, y: f32) {
-        let stroke = Stroke {
-            paint: color(GREY),
-            width: 0.8,
-            dash: Some(StrokeDash {
-                array: vec![6.0, 4.0],
-                offset: 0.0,
-            }),
-            line_cap: LineCap::Butt,
-            ..Stroke::default()
-        };
-        let label = "✂ découper ici";
         let label_left = MARGIN + 20.0;
-        let label_w = self.regular.width(SMALL, label);
+        let scissors_w = self.width(SCISSORS, "✂");
+        let label_w = scissors_w + 4.0 + self.width(CUT_MARK, "découper ici");
         let mut path = PathBuilder::new();
         path.move_to(12.0, y);
         path.line_to(label_left - 6.0, y);
@@ -531,73 +579,97 @@ impl<'s, 'p> Canvas<'s, 'p> {
         path.line_to(PAGE_W - 12.0, y);
         if let Some(path) = path.finish() {
             self.surface.set_fill(None);
-            self.surface.set_stroke(Some(stroke));
+            self.surface.set_stroke(Some(Stroke {
+                paint: color(GREY),
+                width: 0.8,
+                line_cap: LineCap::Butt,
+                dash: Some(StrokeDash {
+                    array: vec![6.0, 4.0],
+                    offset: 0.0,
+                }),
+                ..Stroke::default()
+            }));
             self.surface.draw_path(&path);
             self.surface.set_stroke(None);
         }
-        self.text(self.regular, SMALL, GREY, label_left, y + 3.5, label);
+        self.text(SCISSORS, label_left, y + 5.5, "✂");
+        self.text(
+            CUT_MARK,
+            label_left + scissors_w + 4.0,
+            y + 3.5,
+            "découper ici",
+        );
     }
 
-    /// The data-protection notice, from the strip at `top` to the page's end.
-    fn privacy(&mut self, book: &BookPdf, top: f32) {
-        let left = MARGIN;
-        let notice = &book.privacy;
-        let mut y = top + STRIP_GAP + HEADING;
-        self.text(self.bold, 16.0, BLUE, left, y, "Vos données personnelles");
-        y += 24.0;
-        let lines = [
-            format!("Qui s’occupe de vos données ? {}.", clean(notice.controller)),
-            "Votre nom n’est jamais enregistré.".to_owned(),
-            "Nous gardons seulement : un numéro de dossier, votre code postal, \
-             votre courriel si vous l’avez donné, et les ateliers utilisés."
-                .to_owned(),
-            "Pourquoi ? Pour payer les ateliers aux lieux et suivre le pass numérique.".to_owned(),
-            format!("Combien de temps ? {}.", clean(notice.retention)),
-            "Vos droits : voir vos données (droit d’accès), les corriger (rectification), \
-             les faire effacer (effacement)."
-                .to_owned(),
-            format!("Pour cela, écrivez à : {}.", clean(notice.contact)),
-            "Vous pouvez aussi faire une réclamation auprès de la CNIL : www.cnil.fr.".to_owned(),
-        ];
-        for line in &lines {
-            y = self.paragraph(self.regular, NOTICE, 16.0, BLACK, left, y, CONTENT_W, 3, line);
-            y += 3.0;
+    /// The data-protection notice, in the space from `top` down.
+    fn notice(&mut self, notice: &Notice, top: f32) {
+        let mut y = top + STRIP_GAP + NOTICE_HEADING.size;
+        self.text(NOTICE_HEADING, MARGIN, y, "Vos données personnelles");
+        y += NOTICE_HEADING.leading;
+        for paragraph in &notice.paragraphs {
+            for line in paragraph {
+                self.text(NOTICE, MARGIN, y, line);
+                y += NOTICE.leading;
+            }
+            y += NOTICE_GAP;
         }
     }
 
     // --- drawing primitives ------------------------------------------------
 
-    /// Draws wrapped text from baseline `y`; returns the next line's baseline.
-    #[allow(clippy::too_many_arguments)]
+    fn face(&self, style: Style) -> &'static Face {
+        if style.bold {
+            &self.fonts.bold
+        } else {
+            &self.fonts.regular
+        }
+    }
+
+    fn width(&self, style: Style, text: &str) -> f32 {
+        self.face(style).width(style.size, text)
+    }
+
+    /// Draws `text` wrapped to `width` (at most `max_lines`) from baseline
+    /// `y`; returns the baseline of the line after it.
     fn paragraph(
         &mut self,
-        face: &Face,
-        size: f32,
-        line_height: f32,
-        rgb: (u8, u8, u8),
+        style: Style,
         x: f32,
         mut y: f32,
         width: f32,
         max_lines: usize,
         text: &str,
     ) -> f32 {
-        for line in wrap(face, size, text, width, max_lines) {
-            self.text(face, size, rgb, x, y, &line);
-            y += line_height;
+        for line in wrap(self.face(style), style.size, text, width, max_lines) {
+            self.text(style, x, y, &line);
+            y += style.leading;
         }
         y
     }
 
     /// Draws one line of text with its baseline starting at (`x`, `y`).
-    fn text(&mut self, face: &Face, size: f32, rgb: (u8, u8, u8), x: f32, y: f32, text: &str) {
+    fn text(&mut self, style: Style, x: f32, y: f32, text: &str) {
         if text.is_empty() {
             return;
         }
+        let face = self.face(style);
         let glyphs = face.shape(text);
         self.surface.set_stroke(None);
-        self.surface.set_fill(Some(fill(rgb)));
-        self.surface
-            .draw_glyphs(Point::from_xy(x, y), &glyphs, face.font.clone(), text, size, false);
+        self.surface.set_fill(Some(fill(style.color)));
+        self.surface.draw_glyphs(
+            Point::from_xy(x, y),
+            &glyphs,
+            face.font.clone(),
+            text,
+            style.size,
+            false,
+        );
+    }
+
+    /// Draws one line of text ending at `right`.
+    fn text_right(&mut self, style: Style, right: f32, y: f32, text: &str) {
+        let width = self.width(style, text);
+        self.text(style, right - width, y, text);
     }
 
     fn rect(
@@ -606,8 +678,8 @@ impl<'s, 'p> Canvas<'s, 'p> {
         y: f32,
         w: f32,
         h: f32,
-        fill_rgb: Option<(u8, u8, u8)>,
-        stroke: Option<((u8, u8, u8), f32)>,
+        fill_rgb: Option<Rgb>,
+        stroke: Option<(Rgb, f32)>,
     ) {
         let Some(rect) = Rect::from_xywh(x, y, w, h) else {
             return;
@@ -628,7 +700,7 @@ impl<'s, 'p> Canvas<'s, 'p> {
         self.surface.set_stroke(None);
     }
 
-    fn rule(&mut self, x: f32, y: f32, w: f32, thickness: f32, rgb: (u8, u8, u8)) {
+    fn rule(&mut self, x: f32, y: f32, w: f32, thickness: f32, rgb: Rgb) {
         self.rect(x, y - thickness / 2.0, w, thickness, Some(rgb), None);
     }
 
@@ -650,67 +722,108 @@ impl<'s, 'p> Canvas<'s, 'p> {
             self.surface.draw_path(&path);
         }
         let digits = number.to_string();
-        let width = self.bold.width(14.0, &digits);
-        self.text(self.bold, 14.0, WHITE, cx - width / 2.0, cy + 5.0, &digits);
+        let width = self.width(STEP_DIGIT, &digits);
+        self.text(STEP_DIGIT, cx - width / 2.0, cy + 5.0, &digits);
     }
 
     /// The QR code with its quiet zone in a `side` square at (`x`, `y`):
-    /// a white square, then every dark run as a rectangle, in one black path.
+    /// a white square, then every dark run as a rectangle, in one black path
+    /// drawn in module units (small integers keep the page's content short).
     fn qr(&mut self, qr: &QrCode, x: f32, y: f32, side: f32) {
         self.rect(x, y, side, side, Some(WHITE), None);
         let module = side / qr.width_with_quiet_zone() as f32;
         let quiet = QUIET_ZONE_MODULES as f32;
         let mut path = PathBuilder::new();
-        for run in qr.dark_runs() {
-            if let Some(rect) = Rect::from_xywh(
-                x + (run.x as f32 + quiet) * module,
-                y + (run.y as f32 + quiet) * module,
-                run.len as f32 * module,
-                module,
-            ) {
+        for (x, y, w, h) in dark_rectangles(qr) {
+            let rect = Rect::from_xywh(x as f32 + quiet, y as f32 + quiet, w as f32, h as f32);
+            if let Some(rect) = rect {
                 path.push_rect(rect);
             }
         }
         if let Some(path) = path.finish() {
+            let to_page = Transform::from_row(module, 0.0, 0.0, module, x, y);
+            self.surface.push_transform(&to_page);
             self.surface.set_stroke(None);
             self.surface.set_fill(Some(fill(BLACK)));
             self.surface.draw_path(&path);
+            self.surface.pop();
         }
     }
 }
 
-const VENUE_LINE: f32 = 19.0;
-const VENUE_GAP: f32 = 9.0;
+/// The dark modules of `qr` as rectangles `(x, y, width, height)` in
+/// modules: each horizontal run, stretched down over the rows below that
+/// repeat it exactly (finder patterns, timing columns, vertical strokes).
+/// Fewer shapes than runs alone, so less page content to compress.
+fn dark_rectangles(qr: &QrCode) -> Vec<(usize, usize, usize, usize)> {
+    let mut rows: Vec<Vec<(usize, usize, bool)>> = vec![Vec::new(); qr.width_modules()];
+    for run in qr.dark_runs() {
+        if let Some(row) = rows.get_mut(run.y) {
+            row.push((run.x, run.len, false));
+        }
+    }
+    let mut rectangles = Vec::new();
+    for y in 0..rows.len() {
+        for i in 0..rows[y].len() {
+            let (x, len, taken) = rows[y][i];
+            if taken {
+                continue;
+            }
+            let mut height = 1;
+            while let Some(below) = rows
+                .get_mut(y + height)
+                .and_then(|row| row.iter_mut().find(|run| (run.0, run.1) == (x, len)))
+            {
+                below.2 = true;
+                height += 1;
+            }
+            rectangles.push((x, y, len, height));
+        }
+    }
+    rectangles
+}
+
+const VENUE_INDENT: f32 = 14.0;
+const VENUE_GAP: f32 = 8.0;
 
 /// A venue's lines, wrapped to the column, measured before drawing.
 struct VenueBlock {
     name: Vec<String>,
     distance: Option<String>,
     address: Vec<String>,
-    phone: Option<String>,
+    phone: Vec<String>,
 }
 
 impl VenueBlock {
-    fn layout(venue: &PdfVenue, regular: &Face, bold: &Face) -> VenueBlock {
-        let text_w = CONTENT_W - 14.0;
+    fn layout(venue: &PdfVenue, fonts: &Fonts) -> VenueBlock {
+        let (regular, bold) = (&fonts.regular, &fonts.bold);
+        let text_w = CONTENT_W - VENUE_INDENT;
         let distance = venue.distance_km.and_then(french_km);
         let distance_w = distance
             .as_deref()
-            .map_or(0.0, |d| bold.width(BODY, d) + 12.0);
-        let name = wrap(bold, BODY, &clean(venue.name), text_w - distance_w, 2);
+            .map_or(0.0, |d| bold.width(VENUE_DISTANCE.size, d) + 12.0);
+        let name = wrap(
+            bold,
+            VENUE_NAME.size,
+            &clean(venue.name),
+            text_w - distance_w,
+            2,
+        );
         let street = clean(venue.address);
-        let town = clean(&format!("{} {}", venue.postcode.trim(), venue.commune.trim()));
-        let address_text = match (street.is_empty(), town.is_empty()) {
+        let town = clean(&format!("{} {}", venue.postcode, venue.commune));
+        let address = match (street.is_empty(), town.is_empty()) {
             (false, false) => format!("{street}, {town}"),
             (false, true) => street,
             (true, _) => town,
         };
-        let address = wrap(regular, COUPON_BODY, &address_text, text_w, 2);
-        let phone = venue
-            .phone
-            .map(clean)
-            .filter(|phone| !phone.is_empty())
-            .map(|phone| fit(regular, COUPON_BODY, &format!("Téléphone : {phone}"), text_w));
+        let address = wrap(regular, VENUE_TEXT.size, &address, text_w, 2);
+        let phone = match venue.phone.map(clean) {
+            Some(phone) if !phone.is_empty() => {
+                let phone = format!("Téléphone : {phone}");
+                wrap(regular, VENUE_TEXT.size, &phone, text_w, 2)
+            }
+            _ => Vec::new(),
+        };
         VenueBlock {
             name,
             distance,
@@ -720,12 +833,89 @@ impl VenueBlock {
     }
 
     fn height(&self) -> f32 {
-        let lines = self.name.len() + self.address.len() + usize::from(self.phone.is_some());
-        lines as f32 * VENUE_LINE + VENUE_GAP
+        let names = self.name.len() as f32 * VENUE_NAME.leading;
+        let lines = self.address.len() + self.phone.len();
+        names + lines as f32 * VENUE_TEXT.leading + VENUE_GAP
     }
 }
 
-fn fill(rgb: (u8, u8, u8)) -> Fill {
+const NOTICE_GAP: f32 = 3.0;
+/// Lowest baseline of the notice: office printers leave about 5 mm unprinted.
+const NOTICE_BOTTOM: f32 = PAGE_H - 24.0;
+
+/// The data-protection notice (who, what, why, how long, rights, contact),
+/// wrapped, so that its height is known before a page is chosen for it.
+struct Notice {
+    paragraphs: Vec<Vec<String>>,
+}
+
+impl Notice {
+    fn layout(privacy: &PrivacyNotice, fonts: &Fonts) -> Notice {
+        let paragraphs = [
+            (
+                sentence(&format!(
+                    "Qui s’occupe de vos données ? {}",
+                    clean(privacy.controller)
+                )),
+                4,
+            ),
+            ("Votre nom n’est jamais enregistré.".to_owned(), 1),
+            (
+                "Nous gardons seulement un numéro de dossier, votre code postal, \
+                 votre courriel si vous l’avez donné, et les ateliers utilisés."
+                    .to_owned(),
+                3,
+            ),
+            (
+                "Pourquoi ? Pour payer les ateliers aux lieux et suivre l’usage du pass."
+                    .to_owned(),
+                2,
+            ),
+            (
+                sentence(&format!("Combien de temps ? {}", clean(privacy.retention))),
+                4,
+            ),
+            (
+                "Vos droits : voir vos données (droit d’accès), les corriger (rectification), \
+                 les faire effacer (effacement)."
+                    .to_owned(),
+                3,
+            ),
+            (
+                sentence(&format!(
+                    "Pour cela, écrivez à : {}",
+                    clean(privacy.contact)
+                )),
+                4,
+            ),
+            (
+                "Vous pouvez aussi faire une réclamation auprès de la CNIL : www.cnil.fr."
+                    .to_owned(),
+                2,
+            ),
+        ]
+        .iter()
+        .map(|(text, max_lines)| wrap(&fonts.regular, NOTICE.size, text, CONTENT_W, *max_lines))
+        .collect();
+        Notice { paragraphs }
+    }
+
+    /// From the top of its space to the lowest baseline allowed, as drawn by
+    /// [`Canvas::notice`].
+    fn height(&self) -> f32 {
+        let lines: usize = self.paragraphs.iter().map(Vec::len).sum();
+        let last = NOTICE.leading + NOTICE_GAP;
+        STRIP_GAP
+            + NOTICE_HEADING.size
+            + NOTICE_HEADING.leading
+            + lines as f32 * NOTICE.leading
+            + self.paragraphs.len() as f32 * NOTICE_GAP
+            - last
+            + (PAGE_H - NOTICE_BOTTOM)
+    }
+}
+
+fn fill(rgb: Rgb) -> Fill {
     Fill {
         paint: color(rgb),
         opacity: NormalizedF32::ONE,
@@ -733,7 +923,7 @@ fn fill(rgb: (u8, u8, u8)) -> Fill {
     }
 }
 
-fn color((r, g, b): (u8, u8, u8)) -> Paint {
+fn color((r, g, b): Rgb) -> Paint {
     rgb::Color::new(r, g, b).into()
 }
 
@@ -788,6 +978,16 @@ fn plural<'w>(count: usize, one: &'w str, many: &'w str) -> &'w str {
         many
     } else {
         one
+    }
+}
+
+/// `text` ending with a full stop, unless it already ends a sentence.
+fn sentence(text: &str) -> String {
+    let text = text.trim_end();
+    if text.ends_with(['.', '!', '?', '…']) {
+        text.to_owned()
+    } else {
+        format!("{text}.")
     }
 }
 
@@ -931,7 +1131,10 @@ impl Face {
             h_metrics,
         };
         // The text every book prints must be there.
-        ['a', 'é', '’', '✂', '…'].iter().all(|&c| face.glyph(c) != 0).then_some(face)
+        ['a', 'é', '’', '✂', '…']
+            .iter()
+            .all(|&c| face.glyph(c) != 0)
+            .then_some(face)
     }
 
     /// Glyphs for `text`, one per character, for the PDF writer. A character
@@ -942,7 +1145,15 @@ impl Face {
                 let glyph = self.glyph(c);
                 let range: Range<usize> = i..i + c.len_utf8();
                 let advance = self.glyph_advance(glyph) / self.units_per_em;
-                KrillaGlyph::new(GlyphId::new(u32::from(glyph)), advance, 0.0, 0.0, 0.0, range, None)
+                KrillaGlyph::new(
+                    GlyphId::new(u32::from(glyph)),
+                    advance,
+                    0.0,
+                    0.0,
+                    0.0,
+                    range,
+                    None,
+                )
             })
             .collect()
     }
@@ -1041,7 +1252,10 @@ fn cmap4_lookup(subtable: &[u8], c: u16) -> Option<u16> {
     if range_offset == 0 {
         return Some(c.wrapping_add(delta));
     }
-    let glyph = be_u16(subtable, range_offset_at + range_offset + 2 * usize::from(c - start))?;
+    let glyph = be_u16(
+        subtable,
+        range_offset_at + range_offset + 2 * usize::from(c - start),
+    )?;
     (glyph != 0).then(|| glyph.wrapping_add(delta))
 }
 
@@ -1055,3 +1269,491 @@ fn be_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+    use std::process::Command;
+
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::voucher::VoucherBody;
+
+    /// Real vouchers of one book, signed with a test key.
+    struct Vouchers {
+        /// (position, text form, typed code)
+        codes: Vec<(u8, String, String)>,
+    }
+
+    impl Vouchers {
+        fn new(book_size: u8, positions: impl IntoIterator<Item = u8>) -> Vouchers {
+            let key = SigningKey::from_bytes(&[7; 32]);
+            let codes = positions
+                .into_iter()
+                .map(|position| {
+                    let voucher = VoucherBody {
+                        kid: 3,
+                        voucher_id: 1_283_650_000 + 7_919 * u64::from(position),
+                        program_id: 42,
+                        expires_on: expires_on(),
+                        position,
+                        book_size,
+                    }
+                    .sign(&key)
+                    .expect("valid voucher body");
+                    (position, voucher.to_text(), voucher.typed_code())
+                })
+                .collect();
+            Vouchers { codes }
+        }
+
+        fn full(book_size: u8) -> Vouchers {
+            Vouchers::new(book_size, 1..=book_size)
+        }
+
+        fn coupons(&self) -> Vec<PdfCoupon<'_>> {
+            self.codes
+                .iter()
+                .map(|(position, code, typed_code)| PdfCoupon {
+                    position: *position,
+                    code,
+                    typed_code,
+                })
+                .collect()
+        }
+    }
+
+    fn expires_on() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2027, 3, 31).expect("valid date")
+    }
+
+    const VENUES: [PdfVenue<'static>; 5] = [
+        PdfVenue {
+            name: "Médiathèque Flora Tristan",
+            address: "8 rue Sainte-Hélène",
+            postcode: "33000",
+            commune: "Bordeaux",
+            phone: Some("05 56 10 20 30"),
+            distance_km: Some(1.24),
+        },
+        PdfVenue {
+            name: "France services de Bègles",
+            address: "Place du 14 Juillet",
+            postcode: "33130",
+            commune: "Bègles",
+            phone: Some("05 56 49 88 00"),
+            distance_km: Some(3.5),
+        },
+        PdfVenue {
+            name: "Centre social et culturel du Grand Parc",
+            address: "36 rue Robert Schuman, bâtiment B, 2e étage",
+            postcode: "33300",
+            commune: "Bordeaux",
+            phone: None,
+            distance_km: Some(4.0),
+        },
+        PdfVenue {
+            name: "Association Les Écrans Partagés",
+            address: "12 avenue Thiers",
+            postcode: "33100",
+            commune: "Bordeaux",
+            phone: Some("06 12 34 56 78"),
+            distance_km: Some(5.75),
+        },
+        PdfVenue {
+            name: "Espace numérique de Mérignac",
+            address: "Rue de la Liberté",
+            postcode: "33700",
+            commune: "Mérignac",
+            phone: Some("05 57 00 11 22"),
+            distance_km: Some(11.2),
+        },
+    ];
+
+    fn book<'a>(
+        book_size: u8,
+        coupons: &'a [PdfCoupon<'a>],
+        venues: &'a [PdfVenue<'a>],
+    ) -> BookPdf<'a> {
+        BookPdf {
+            program_name: "Pass numérique Gironde 2026",
+            funder_name: "Département de la Gironde",
+            issuer_name: "CCAS de Bordeaux",
+            issued_on: NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date"),
+            expires_on: expires_on(),
+            reference: "CCAS-2026-00417",
+            venues,
+            coupons,
+            book_size,
+            privacy: PrivacyNotice {
+                controller: "Association Pass Numérique Ouvert",
+                contact: "dpo@passnum.example.org",
+                retention: "3 ans après la fin du programme",
+            },
+        }
+    }
+
+    /// Runs a command-line tool the tests need; a missing tool fails the test
+    /// with the package to install, never skips it.
+    fn run(tool: &str, package: &str, args: &[&str]) -> std::process::Output {
+        match Command::new(tool).args(args).output() {
+            Ok(output) => output,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "`{tool}` is missing, so the PDF book cannot be checked: \
+                 install it with `apt-get install -y {package}`"
+            ),
+            Err(error) => panic!("could not run `{tool}`: {error}"),
+        }
+    }
+
+    fn write_pdf(dir: &Path, pdf: &[u8]) -> String {
+        let path = dir.join("book.pdf");
+        std::fs::write(&path, pdf).expect("write the PDF to a temporary directory");
+        path.to_str().expect("UTF-8 temporary path").to_owned()
+    }
+
+    fn pdf_text(pdf: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = write_pdf(dir.path(), pdf);
+        let output = run("pdftotext", "poppler-utils", &["-enc", "UTF-8", &path, "-"]);
+        assert!(output.status.success(), "pdftotext failed: {output:?}");
+        // No-break spaces read as spaces, as a reader sees them.
+        String::from_utf8(output.stdout)
+            .expect("pdftotext prints UTF-8")
+            .replace(['\u{a0}', '\u{202f}'], " ")
+    }
+
+    fn page_count(pdf: &[u8]) -> usize {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = write_pdf(dir.path(), pdf);
+        let output = run("pdfinfo", "poppler-utils", &[&path]);
+        assert!(output.status.success(), "pdfinfo failed: {output:?}");
+        let info = String::from_utf8_lossy(&output.stdout).into_owned();
+        info.lines()
+            .find_map(|line| line.strip_prefix("Pages:"))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no page count in pdfinfo's answer:\n{info}"))
+    }
+
+    /// Every QR code found on the pages at 150 dpi, decoded by zbar.
+    fn scanned_codes(pdf: &[u8]) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = write_pdf(dir.path(), pdf);
+        let prefix = dir.path().join("page");
+        let prefix = prefix.to_str().expect("UTF-8 temporary path");
+        let output = run(
+            "pdftoppm",
+            "poppler-utils",
+            &["-r", "150", "-png", &path, prefix],
+        );
+        assert!(output.status.success(), "pdftoppm failed: {output:?}");
+        let mut pages: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list the pages")
+            .filter_map(|entry| entry.ok()?.path().to_str().map(str::to_owned))
+            .filter(|name| name.ends_with(".png"))
+            .collect();
+        pages.sort();
+        let mut args = vec!["--raw", "-q", "-Sdisable", "-Sqrcode.enable"];
+        args.extend(pages.iter().map(String::as_str));
+        let output = run("zbarimg", "zbar-tools", &args);
+        // 4: some image had no code (the cover); the caller compares codes.
+        assert!(
+            matches!(output.status.code(), Some(0 | 4)),
+            "zbarimg failed: {output:?}"
+        );
+        String::from_utf8(output.stdout)
+            .expect("voucher codes are ASCII")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn renders_books_of_5_and_10_on_the_expected_pages() {
+        // Cover, then three coupons a page, the notice after the last one.
+        for (size, pages) in [(5, 3), (10, 5)] {
+            let vouchers = Vouchers::full(size);
+            let coupons = vouchers.coupons();
+            let pdf = render(&book(size, &coupons, &VENUES)).expect("render");
+            assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+            assert_eq!(page_count(&pdf), pages, "pages of a book of {size}");
+        }
+    }
+
+    #[test]
+    fn text_keeps_its_accents_and_every_typed_code() {
+        let vouchers = Vouchers::full(10);
+        let coupons = vouchers.coupons();
+        let text = pdf_text(&render(&book(10, &coupons, &VENUES)).expect("render"));
+        for expected in [
+            "Votre pass numérique",
+            "Ce carnet vous donne droit à 10 ateliers gratuits.",
+            "Valable jusqu’au 31 mars 2027",
+            "Offert par Département de la Gironde.",
+            "Remis par CCAS de Bordeaux.",
+            "Choisissez un lieu",
+            "Un coupon = un atelier.",
+            "Médiathèque Flora Tristan",
+            "8 rue Sainte-Hélène, 33000 Bordeaux",
+            "Téléphone : 05 56 10 20 30",
+            "à 1,2 km",
+            "à 11 km",
+            "Espace numérique de Mérignac",
+            "Dossier : CCAS-2026-00417",
+            "Atelier 1 / 10",
+            "Atelier 3 / 10",
+            "Atelier 10 / 10",
+            "Code à saisir si le scan ne marche pas",
+            "découper ici",
+            "Association Pass Numérique Ouvert",
+            "3 ans après la fin du programme",
+            "dpo@passnum.example.org",
+            "rectification",
+            "effacement",
+            "CNIL",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        for (_, _, typed_code) in &vouchers.codes {
+            assert!(
+                text.contains(typed_code.as_str()),
+                "typed code {typed_code} missing"
+            );
+        }
+        assert_eq!(text.matches("Valable jusqu’au 31 mars 2027").count(), 11);
+    }
+
+    #[test]
+    fn every_qr_code_scans_back_to_its_voucher() {
+        for size in [5, 10] {
+            let vouchers = Vouchers::full(size);
+            let coupons = vouchers.coupons();
+            let pdf = render(&book(size, &coupons, &VENUES)).expect("render");
+            let scanned: BTreeSet<String> = scanned_codes(&pdf).into_iter().collect();
+            let expected: BTreeSet<String> = vouchers
+                .codes
+                .iter()
+                .map(|(_, code, _)| code.clone())
+                .collect();
+            assert_eq!(scanned, expected, "book of {size}");
+            assert_eq!(scanned.len(), usize::from(size));
+        }
+    }
+
+    #[test]
+    fn a_replacement_book_prints_only_its_positions() {
+        let vouchers = Vouchers::new(10, [9, 2, 5]);
+        let coupons = vouchers.coupons();
+        let pdf = render(&book(10, &coupons, &VENUES)).expect("render");
+        // Three coupons fill a page: the notice gets a page of its own.
+        assert_eq!(page_count(&pdf), 3);
+        let text = pdf_text(&pdf);
+        assert!(text.contains("droit à 3 ateliers gratuits"), "{text}");
+        for title in ["Atelier 2 / 10", "Atelier 5 / 10", "Atelier 9 / 10"] {
+            assert!(text.contains(title), "{title} missing");
+        }
+        assert!(!text.contains("Atelier 1 / 10"));
+        let first = text.find("Atelier 2 / 10").expect("position 2");
+        let last = text.find("Atelier 9 / 10").expect("position 9");
+        assert!(first < last, "coupons are printed by position");
+    }
+
+    #[test]
+    fn the_cover_stays_one_page_whatever_the_venues() {
+        let long = "Maison départementale des solidarités et de l’insertion du territoire \
+                    de l’Entre-deux-Mers, antenne de Créon, guichet numérique";
+        let venues = [PdfVenue {
+            name: long,
+            address: long,
+            phone: Some("05 56 00 00 00 (du lundi au vendredi, de 9 h à 12 h et de 14 h à 17 h)"),
+            ..VENUES[0]
+        }; MAX_VENUES];
+        let vouchers = Vouchers::full(5);
+        let coupons = vouchers.coupons();
+        let pdf = render(&book(5, &coupons, &venues)).expect("render");
+        assert_eq!(page_count(&pdf), 3);
+        let text = pdf_text(&pdf);
+        assert!(text.contains("D’autres lieux existent."), "{text}");
+
+        let none = render(&book(5, &coupons, &[])).expect("render");
+        assert_eq!(page_count(&none), 3);
+        assert!(pdf_text(&none).contains("Demandez à la personne qui vous a donné ce carnet"));
+    }
+
+    #[test]
+    fn a_long_notice_gets_a_page_of_its_own() {
+        let vouchers = Vouchers::full(5);
+        let coupons = vouchers.coupons();
+        let long = "Groupement d’intérêt public pour l’inclusion numérique des habitants \
+                    de la Nouvelle-Aquitaine, délégation départementale de la Gironde, \
+                    service de la protection des données, bâtiment C";
+        let mut wordy = book(5, &coupons, &VENUES);
+        wordy.privacy = PrivacyNotice {
+            controller: long,
+            contact: long,
+            retention: long,
+        };
+        let pdf = render(&wordy).expect("render");
+        assert_eq!(page_count(&pdf), 4);
+        let text = pdf_text(&pdf);
+        assert!(text.contains("Vos données personnelles") && text.contains("CNIL"));
+    }
+
+    #[test]
+    fn sets_a_french_title_and_language() {
+        let vouchers = Vouchers::full(5);
+        let coupons = vouchers.coupons();
+        let pdf = render(&book(5, &coupons, &VENUES)).expect("render");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = write_pdf(dir.path(), &pdf);
+        let output = run("pdfinfo", "poppler-utils", &[&path]);
+        let info = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            info.contains("Pass numérique : carnet de 5 ateliers"),
+            "{info}"
+        );
+        let raw = String::from_utf8_lossy(&pdf);
+        assert!(
+            raw.contains("/Lang(fr-FR)") || raw.contains("/Lang (fr-FR)"),
+            "no /Lang in the catalog"
+        );
+    }
+
+    #[test]
+    fn refuses_books_that_cannot_be() {
+        let ten = Vouchers::full(10);
+        let coupons = ten.coupons();
+        let error = |book: BookPdf| render(&book).expect_err("must be refused");
+        assert!(matches!(
+            error(book(7, &coupons[..5], &VENUES)),
+            BookPdfError::BookSize(7)
+        ));
+        assert!(matches!(
+            error(book(5, &coupons, &VENUES)),
+            BookPdfError::TooManyCoupons { .. }
+        ));
+        assert!(matches!(
+            error(book(10, &[], &VENUES)),
+            BookPdfError::NoCoupons
+        ));
+        let twice = [coupons[2], coupons[2]];
+        assert!(matches!(
+            error(book(10, &twice, &VENUES)),
+            BookPdfError::DuplicatePosition(3)
+        ));
+        let outside = [PdfCoupon {
+            position: 11,
+            ..coupons[0]
+        }];
+        assert!(matches!(
+            error(book(10, &outside, &VENUES)),
+            BookPdfError::Position {
+                position: 11,
+                book_size: 10
+            }
+        ));
+        let zero = [PdfCoupon {
+            position: 0,
+            ..coupons[0]
+        }];
+        assert!(matches!(
+            error(book(10, &zero, &VENUES)),
+            BookPdfError::Position { .. }
+        ));
+        let six = [VENUES[0]; 6];
+        assert!(matches!(
+            error(book(10, &coupons, &six)),
+            BookPdfError::TooManyVenues(6)
+        ));
+    }
+
+    #[test]
+    fn odd_text_does_not_break_the_layout() {
+        // Control characters, a character the font lacks, an empty field.
+        let vouchers = Vouchers::full(5);
+        let coupons = vouchers.coupons();
+        let venues = [PdfVenue {
+            name: "Lieu\tavec\n\u{7}contrôles 🙂",
+            address: "",
+            postcode: "",
+            commune: "",
+            phone: Some("  "),
+            distance_km: Some(f64::NAN),
+        }];
+        let mut odd = book(5, &coupons, &venues);
+        odd.reference = "";
+        odd.program_name = "Programme au nom très très long qui ne tient pas dans la bande du coupon, vraiment pas";
+        let pdf = render(&odd).expect("render");
+        let text = pdf_text(&pdf);
+        assert!(text.contains("Lieu avec contrôles"), "{text}");
+        assert!(!text.contains("NaN"));
+    }
+
+    #[test]
+    fn qr_rectangles_cover_exactly_the_dark_modules() {
+        let vouchers = Vouchers::full(5);
+        for (_, code, _) in &vouchers.codes {
+            let qr = QrCode::new(code).expect("QR code");
+            let width = qr.width_modules();
+            let mut covered = vec![0u8; width * width];
+            let rectangles = dark_rectangles(&qr);
+            for &(x, y, w, h) in &rectangles {
+                for row in y..y + h {
+                    for column in x..x + w {
+                        covered[row * width + column] += 1;
+                    }
+                }
+            }
+            let dark: Vec<u8> = qr.modules().iter().map(|&d| u8::from(d)).collect();
+            assert_eq!(covered, dark, "every dark module once, no light one");
+            assert!(rectangles.len() < qr.dark_runs().count());
+        }
+    }
+
+    #[test]
+    fn writes_french_dates_and_distances() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
+        assert_eq!(french_date(date(2027, 3, 31)), "31 mars 2027");
+        assert_eq!(french_date(date(2027, 4, 1)), "1er avril 2027");
+        assert_eq!(french_date(date(2026, 8, 15)), "15 août 2026");
+        assert_eq!(french_date(date(2026, 12, 2)), "2 décembre 2026");
+        assert_eq!(french_km(1.24).as_deref(), Some("à 1,2\u{a0}km"));
+        assert_eq!(french_km(0.0).as_deref(), Some("à 0,0\u{a0}km"));
+        assert_eq!(french_km(9.96).as_deref(), Some("à 10\u{a0}km"));
+        assert_eq!(french_km(23.4).as_deref(), Some("à 23\u{a0}km"));
+        assert_eq!(french_km(-1.0), None);
+        assert_eq!(french_km(f64::INFINITY), None);
+    }
+
+    #[test]
+    fn wraps_at_spaces_within_the_width() {
+        let fonts = fonts().expect("embedded fonts");
+        let face = &fonts.regular;
+        let text = "Choisissez un lieu dans la liste ci-dessous, puis appelez-le.";
+        let lines = wrap(face, 15.0, text, 200.0, 10);
+        assert!(lines.len() > 1);
+        assert_eq!(lines.join(" "), text);
+        assert!(lines.iter().all(|line| face.width(15.0, line) <= 200.0));
+
+        let cut = wrap(face, 15.0, text, 200.0, 1);
+        assert_eq!(cut.len(), 1);
+        assert!(cut[0].ends_with('…') && face.width(15.0, &cut[0]) <= 200.0);
+
+        let word = "Anticonstitutionnellement-et-plus-encore";
+        let pieces = wrap(face, 15.0, word, 80.0, 10);
+        assert_eq!(pieces.concat(), word);
+        assert!(pieces.iter().all(|piece| face.width(15.0, piece) <= 80.0));
+
+        assert_eq!(clean("  a\t b\n\nc\u{a0}d "), "a b c\u{a0}d");
+        assert_eq!(sentence("Remis par CCAS"), "Remis par CCAS.");
+        assert_eq!(
+            sentence("Effacées après 12 mois. "),
+            "Effacées après 12 mois."
+        );
+        assert_eq!(fit(face, 15.0, "court", 200.0), "court");
+    }
+}

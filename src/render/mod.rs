@@ -4,6 +4,7 @@
 //! code at error-correction level Q with a 4-module quiet zone, encoded once
 //! and rendered as SVG, PNG, or a module matrix for vector (PDF) output.
 
+pub mod book_pdf;
 pub mod qr;
 
 pub use qr::{
