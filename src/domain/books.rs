@@ -461,10 +461,17 @@ pub async fn vouchers_of(
 pub async fn present(
     conn: &mut AsyncPgConnection,
     row: BookRow,
-    today: NaiveDate,
     public_url: &str,
     with_vouchers: bool,
 ) -> Result<Book, ApiError> {
+    // Statuses follow the calendar of the programme's time zone.
+    let time_zone: String = crate::db::schema::programs::table
+        .find(row.program_id)
+        .select(crate::db::schema::programs::time_zone)
+        .first(conn)
+        .await?;
+    let today =
+        super::paris::today_in(time_zone.parse().unwrap_or(super::paris::DEFAULT_TIME_ZONE));
     let vouchers = vouchers_of(conn, row.id).await?;
     let used = vouchers.iter().filter(|(_, redeemed)| *redeemed).count() as i64;
     let replaced_by: Option<i64> = books::table

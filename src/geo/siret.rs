@@ -83,7 +83,7 @@ pub fn validate_siret(input: &str) -> Result<Siret, SiretError> {
     }
     if siren == LA_POSTE_SIREN && input != LA_POSTE_HEAD_OFFICE {
         let sum: u32 = digits.iter().map(|d| u32::from(d - b'0')).sum();
-        if sum % 5 != 0 {
+        if !sum.is_multiple_of(5) {
             return Err(SiretError::LaPosteSiretCheckDigit);
         }
     } else if !is_luhn_valid(digits) {
@@ -108,7 +108,7 @@ fn is_luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 impl FromStr for Siret {

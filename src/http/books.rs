@@ -10,7 +10,7 @@ use super::pagination::{Page, PageRequest};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::books::{self, Book, IssuedBook, NewBook};
-use crate::domain::{printing, programs};
+use crate::domain::printing;
 use crate::keys::Purpose;
 use crate::state::AppState;
 
@@ -65,15 +65,7 @@ pub async fn list(
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
-        let today = programs::find_visible(
-            &mut conn,
-            row.program_id,
-            Role::Issuer,
-            issuer.organisation.id,
-        )
-        .await?
-        .today();
-        items.push(books::present(&mut conn, row, today, &state.config.public_url, false).await?);
+        items.push(books::present(&mut conn, row, &state.config.public_url, false).await?);
     }
     Ok(HttpResponse::Ok().json(Page::from_rows(items, page, |b: &Book| b.id)))
 }
@@ -89,16 +81,8 @@ pub async fn get(
     let issuer = caller.require(&[Role::Issuer])?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let today = programs::find_visible(
-        &mut conn,
-        row.program_id,
-        Role::Issuer,
-        issuer.organisation.id,
-    )
-    .await?
-    .today();
     Ok(HttpResponse::Ok()
-        .json(books::present(&mut conn, row, today, &state.config.public_url, true).await?))
+        .json(books::present(&mut conn, row, &state.config.public_url, true).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -121,16 +105,8 @@ pub async fn revoke(
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
     books::revoke(&mut conn, &row, &body.parse()?.reason).await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let today = programs::find_visible(
-        &mut conn,
-        row.program_id,
-        Role::Issuer,
-        issuer.organisation.id,
-    )
-    .await?
-    .today();
     Ok(HttpResponse::Ok()
-        .json(books::present(&mut conn, row, today, &state.config.public_url, true).await?))
+        .json(books::present(&mut conn, row, &state.config.public_url, true).await?))
 }
 
 /// Replaces a lost book: new vouchers for the unredeemed positions, same expiry.

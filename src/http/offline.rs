@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::json::Body;
-use super::pagination::{Page, PageRequest};
+use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::batch::{self, BatchAnswer, BatchRequest, Conflict, Resolution};
@@ -29,22 +29,16 @@ pub async fn register(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListParams {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
 /// The venue's devices (the operator sees every venue's).
-#[utoipa::path(get, path = "/api/v1/devices", tag = "offline", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/devices", tag = "offline", params(PageParams),
     responses((status = 200, body = Page<Device>)), security(("bearer" = [])))]
 pub async fn list_devices(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Operator])?;
-    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let page = params.request()?;
     let mut conn = state.pool.get().await?;
     let rows = devices::list(
         &mut conn,
@@ -115,15 +109,15 @@ pub async fn batch(
 }
 
 /// The offline conflicts of the funder's programmes.
-#[utoipa::path(get, path = "/api/v1/conflicts", tag = "offline", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/conflicts", tag = "offline", params(PageParams),
     responses((status = 200, body = Page<Conflict>)), security(("bearer" = [])))]
 pub async fn conflicts(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
-    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let page = params.request()?;
     let mut conn = state.pool.get().await?;
     let rows =
         batch::list_conflicts(&mut conn, funder.organisation.id, page.after, page.fetch()).await?;

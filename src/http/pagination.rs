@@ -9,6 +9,19 @@ use super::problem::ApiError;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
+/// `?limit=&cursor=` of a list with no other filter.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
+        PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}
+
 /// Where a page starts and how long it is, from the query string.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {

@@ -1,12 +1,10 @@
 //! Programmes and allocations (funders; issuers read the programmes they issue from).
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::json::Body;
-use super::pagination::{Page, PageRequest};
+use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::programs::{self, Allocation, NewAllocation, NewProgram, Program};
@@ -27,22 +25,16 @@ pub async fn create(
     Ok(HttpResponse::Created().json(program))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListParams {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
 /// The caller's programmes: those a funder runs, those an issuer has an allocation in.
-#[utoipa::path(get, path = "/api/v1/programs", tag = "programs", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/programs", tag = "programs", params(PageParams),
     responses((status = 200, body = Page<Program>)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Funder, Role::Issuer])?;
-    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let page = params.request()?;
     let mut conn = state.pool.get().await?;
     let rows = programs::list(
         &mut conn,

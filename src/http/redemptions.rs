@@ -4,11 +4,11 @@ use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::json::{self, Body};
-use super::pagination::{Page, PageRequest};
+use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::devices::Scanner;
@@ -92,22 +92,16 @@ pub async fn redeem(
     Ok(response.body(answer.recorded.body))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListParams {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
 /// A venue's own redemptions, or those of a funder's programmes.
-#[utoipa::path(get, path = "/api/v1/redemptions", tag = "redemptions", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/redemptions", tag = "redemptions", params(PageParams),
     responses((status = 200, body = Page<Redemption>)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Funder])?;
-    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let page = params.request()?;
     let mut conn = state.pool.get().await?;
     let rows = redemptions::list(
         &mut conn,
@@ -163,15 +157,15 @@ pub async fn reverse(
 }
 
 /// The append-only trail of redemptions, cancellations and reversals (operator).
-#[utoipa::path(get, path = "/api/v1/audit-events", tag = "redemptions", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/audit-events", tag = "redemptions", params(PageParams),
     responses((status = 200, body = Page<AuditEvent>)), security(("bearer" = [])))]
 pub async fn audit_trail(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
-    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let page = params.request()?;
     let mut conn = state.pool.get().await?;
     let rows = redemptions::audit_trail(&mut conn, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |e: &AuditEvent| e.id)))
