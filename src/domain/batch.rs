@@ -265,7 +265,7 @@ async fn record_conflict(
 #[diesel(table_name = conflicts)]
 pub struct Conflict {
     pub id: i64,
-    #[serde(serialize_with = "decimal")]
+    #[serde(serialize_with = "super::decimal_string")]
     #[schema(value_type = String)]
     pub voucher_id: i64,
     pub program_id: i32,
@@ -279,10 +279,6 @@ pub struct Conflict {
     pub decision: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
-}
-
-fn decimal<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&id.to_string())
 }
 
 /// The conflicts of a funder's programmes.
@@ -324,17 +320,9 @@ pub async fn find_conflict(
     id: i64,
     funder: i64,
 ) -> Result<Conflict, ApiError> {
-    use crate::db::schema::programs;
     let not_found = || ApiError::not_found(format!("No conflict {id}."));
     let conflict = by_id(conn, id).await?.ok_or_else(not_found)?;
-    let runs: bool = diesel::select(diesel::dsl::exists(
-        programs::table
-            .filter(programs::id.eq(conflict.program_id))
-            .filter(programs::funder_organisation_id.eq(funder)),
-    ))
-    .get_result(conn)
-    .await?;
-    if runs {
+    if super::programs::runs(conn, conflict.program_id, funder).await? {
         Ok(conflict)
     } else {
         Err(not_found())
@@ -362,13 +350,7 @@ pub async fn resolve(
         "reject" => false,
         _ => return Err(ApiError::invalid_field("decision", "pay or reject")),
     };
-    let reason = resolution.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "say why, in 1 to 500 characters",
-        ));
-    }
+    let reason = super::check_reason(&resolution.reason)?;
     let id = conflict.id;
     conn.transaction::<_, ApiError, _>(async |conn| {
         let decided = diesel::update(

@@ -534,24 +534,13 @@ pub async fn list(
     Ok(query.load(conn).await?)
 }
 
-fn check_reason(reason: &str) -> Result<String, ApiError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "say why, in 1 to 500 characters",
-        ));
-    }
-    Ok(reason.to_owned())
-}
-
 /// Revokes a book: its unredeemed vouchers stop being redeemable.
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
     reason: &str,
 ) -> Result<(), ApiError> {
-    let reason = check_reason(reason)?;
+    let reason = super::check_reason(reason)?.to_owned();
     let id = book.id;
     conn.transaction::<_, ApiError, _>(async |conn| {
         let updated = diesel::update(books::table.find(id).filter(books::revoked_at.is_null()))
@@ -585,7 +574,7 @@ pub async fn replace(
     reason: &str,
     public_url: &str,
 ) -> Result<IssuedBook, ApiError> {
-    let reason = check_reason(reason)?;
+    let reason = super::check_reason(reason)?.to_owned();
     let program =
         programs::find_visible(conn, book.program_id, Role::Issuer, issuer.organisation.id).await?;
     if program.closed_at.is_some() {

@@ -224,6 +224,17 @@ pub async fn find_visible(
     }
 }
 
+/// Whether `funder` runs programme `program`.
+pub async fn runs(conn: &mut AsyncPgConnection, program: i32, funder: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        programs::table
+            .filter(programs::id.eq(program))
+            .filter(programs::funder_organisation_id.eq(funder)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// The programme if `funder` runs it, else not found.
 pub async fn find_own(
     conn: &mut AsyncPgConnection,

@@ -579,7 +579,7 @@ pub(super) async fn audit(
 #[diesel(table_name = redemptions)]
 pub struct Redemption {
     pub id: i64,
-    #[serde(serialize_with = "as_decimal_string")]
+    #[serde(serialize_with = "super::decimal_string")]
     #[schema(value_type = String)]
     pub voucher_id: i64,
     pub program_id: i32,
@@ -593,10 +593,6 @@ pub struct Redemption {
     pub cancel_reason: Option<String>,
     pub reversed_at: Option<DateTime<Utc>>,
     pub reverse_reason: Option<String>,
-}
-
-fn as_decimal_string<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&id.to_string())
 }
 
 /// One page of redemptions: a venue's own, or those of a funder's programmes.
@@ -636,17 +632,6 @@ async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Redemption, ApiEr
         .ok_or_else(|| ApiError::not_found(format!("No redemption {id}.")))
 }
 
-fn check_reason(reason: &str) -> Result<&str, ApiError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "say why, in 1 to 500 characters",
-        ));
-    }
-    Ok(reason)
-}
-
 /// The redemption if the venue made it; any other is not found.
 pub async fn find_for_venue(
     conn: &mut AsyncPgConnection,
@@ -669,14 +654,7 @@ pub async fn find_for_funder(
     funder: i64,
 ) -> Result<Redemption, ApiError> {
     let r = find(conn, id).await?;
-    let runs: bool = diesel::select(diesel::dsl::exists(
-        programs::table
-            .filter(programs::id.eq(r.program_id))
-            .filter(programs::funder_organisation_id.eq(funder)),
-    ))
-    .get_result(conn)
-    .await?;
-    if runs {
+    if super::programs::runs(conn, r.program_id, funder).await? {
         Ok(r)
     } else {
         Err(ApiError::not_found(format!("No redemption {id}.")))
@@ -692,7 +670,7 @@ pub async fn cancel(
     reason: &str,
     window: chrono::Duration,
 ) -> Result<Redemption, ApiError> {
-    let reason = check_reason(reason)?;
+    let reason = super::check_reason(reason)?;
     let not_cancellable = |why: &str| ApiError::new(ProblemType::NotCancellable, why.to_owned());
     if redemption.cancelled_at.is_some() || redemption.reversed_at.is_some() {
         return Err(not_cancellable(
@@ -768,7 +746,7 @@ pub async fn reverse(
     redemption: &Redemption,
     reason: &str,
 ) -> Result<Redemption, ApiError> {
-    let reason = check_reason(reason)?;
+    let reason = super::check_reason(reason)?;
     let (id, user, org) = (redemption.id, caller.user.id, caller.organisation.id);
     conn.transaction::<_, ApiError, _>(async |conn| {
         let updated = diesel::update(
@@ -814,7 +792,7 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     pub kind: String,
     pub redemption_id: i64,
-    #[serde(serialize_with = "as_decimal_string")]
+    #[serde(serialize_with = "super::decimal_string")]
     #[schema(value_type = String)]
     pub voucher_id: i64,
     pub actor_user_id: Option<i64>,

@@ -363,7 +363,6 @@ pub async fn viewer_scope(
     role: Role,
     org: i64,
 ) -> Result<Option<i64>, ApiError> {
-    use crate::db::schema::programs;
     let not_found = || ApiError::not_found(format!("No statement {id}."));
     let program_id: i32 = statements::table
         .find(id)
@@ -374,12 +373,7 @@ pub async fn viewer_scope(
         .ok_or_else(not_found)?;
     match role {
         Role::Funder => {
-            let funder: i64 = programs::table
-                .find(program_id)
-                .select(programs::funder_organisation_id)
-                .first(conn)
-                .await?;
-            if funder == org {
+            if super::programs::runs(conn, program_id, org).await? {
                 Ok(None)
             } else {
                 Err(not_found())

@@ -11,6 +11,7 @@ use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::books::{self, Book, IssuedBook, NewBook};
 use crate::domain::printing;
+use crate::domain::Reason;
 use crate::keys::Purpose;
 use crate::state::AppState;
 
@@ -83,12 +84,6 @@ pub async fn get(
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
     Ok(HttpResponse::Ok()
         .json(books::present(&mut conn, row, &state.config.public_url, true).await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reason {
-    pub reason: String,
 }
 
 /// Revokes a book: its unredeemed vouchers are refused from now on.

@@ -17,6 +17,7 @@ use crate::domain::redemptions::{
     self, AuditEvent, CheckAnswer, Idempotency, Receipt, RedeemRequest, Redemption,
 };
 use crate::domain::themes::{Theme, THEMES};
+use crate::domain::Reason;
 use crate::state::AppState;
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -112,12 +113,6 @@ pub async fn list(
     )
     .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |r: &Redemption| r.id)))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reason {
-    pub reason: String,
 }
 
 /// The venue that redeemed takes it back, within the cancel window and while
