@@ -86,7 +86,9 @@ const ORGANISATIONS: [DemoOrg; 5] = [
 
 /// Seeds the demo organisations and accounts, leaving existing ones as they are.
 pub async fn seed(conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
-    let hash = accounts::hash_off_thread(PASSWORD.to_owned()).await?;
+    // Hashed once, and only if an account is missing: a restart of the demo
+    // costs no argon2 run.
+    let mut hash: Option<String> = None;
     for demo in &ORGANISATIONS {
         let siret = siret_from(demo.siren, "0001");
         let existing: Option<i64> = organisations::table
@@ -123,6 +125,12 @@ pub async fn seed(conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
         .get_result(conn)
         .await?;
         if !user_exists {
+            let hash = match &hash {
+                Some(hash) => hash.clone(),
+                None => hash
+                    .insert(accounts::hash_off_thread(PASSWORD.to_owned()).await?)
+                    .clone(),
+            };
             accounts::insert(conn, org.id, demo.email, &hash).await?;
         }
     }
