@@ -464,14 +464,6 @@ pub async fn present(
     public_url: &str,
     with_vouchers: bool,
 ) -> Result<Book, ApiError> {
-    // Statuses follow the calendar of the programme's time zone.
-    let time_zone: String = crate::db::schema::programs::table
-        .find(row.program_id)
-        .select(crate::db::schema::programs::time_zone)
-        .first(conn)
-        .await?;
-    let today =
-        super::paris::today_in(time_zone.parse().unwrap_or(super::paris::DEFAULT_TIME_ZONE));
     let vouchers = vouchers_of(conn, row.id).await?;
     let used = vouchers.iter().filter(|(_, redeemed)| *redeemed).count() as i64;
     let replaced_by: Option<i64> = books::table
@@ -481,19 +473,32 @@ pub async fn present(
         .await
         .optional()?;
     let revoked = row.revoked_at.is_some();
-    let vouchers = with_vouchers.then(|| {
-        vouchers
-            .into_iter()
-            .map(|(v, redeemed)| BookVoucher {
-                voucher_id: v.id.to_string(),
-                position: v.position,
-                typed_code: typed_code::encode(v.id as u64).unwrap_or_default(),
-                code: v.code,
-                face_value_cents: v.face_value_cents,
-                status: voucher_status(redeemed, revoked, v.expires_on, today),
-            })
-            .collect()
-    });
+    let vouchers = if with_vouchers {
+        // Statuses follow the calendar of the programme's time zone; a list
+        // of books shows no status and skips this query.
+        let time_zone: String = crate::db::schema::programs::table
+            .find(row.program_id)
+            .select(crate::db::schema::programs::time_zone)
+            .first(conn)
+            .await?;
+        let today =
+            super::paris::today_in(time_zone.parse().unwrap_or(super::paris::DEFAULT_TIME_ZONE));
+        Some(
+            vouchers
+                .into_iter()
+                .map(|(v, redeemed)| BookVoucher {
+                    voucher_id: v.id.to_string(),
+                    position: v.position,
+                    typed_code: typed_code::encode(v.id as u64).unwrap_or_default(),
+                    code: v.code,
+                    face_value_cents: v.face_value_cents,
+                    status: voucher_status(redeemed, revoked, v.expires_on, today),
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     Ok(Book {
         id: row.id,
         program_id: row.program_id,
