@@ -244,6 +244,21 @@ pub async fn find_own(
     find_visible(conn, id, Role::Funder, funder).await
 }
 
+/// An issuer's allocation in a programme, if it has one.
+pub async fn allocation(
+    conn: &mut AsyncPgConnection,
+    program: i32,
+    issuer: i64,
+) -> Result<Option<Allocation>, ApiError> {
+    Ok(allocations::table
+        .filter(allocations::program_id.eq(program))
+        .filter(allocations::issuer_organisation_id.eq(issuer))
+        .select(Allocation::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 async fn has_allocation(
     conn: &mut AsyncPgConnection,
     program: i32,
