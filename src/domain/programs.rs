@@ -259,6 +259,23 @@ pub async fn allocation(
         .optional()?)
 }
 
+/// The allocations of a programme, with each issuer's name, by name.
+pub async fn allocations_of(
+    conn: &mut AsyncPgConnection,
+    program: i32,
+) -> Result<Vec<(Allocation, String)>, ApiError> {
+    use crate::db::schema::organisations;
+    Ok(allocations::table
+        .inner_join(
+            organisations::table.on(organisations::id.eq(allocations::issuer_organisation_id)),
+        )
+        .filter(allocations::program_id.eq(program))
+        .select((Allocation::as_select(), organisations::name))
+        .order(organisations::name)
+        .load(conn)
+        .await?)
+}
+
 async fn has_allocation(
     conn: &mut AsyncPgConnection,
     program: i32,
