@@ -487,6 +487,20 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
         .await
         .unwrap();
     let book = book["id"].as_i64().unwrap();
+    let statement: serde_json::Value = app
+        .with_token(
+            reqwest::Method::POST,
+            &format!("/api/v1/programs/{}/statements", f.program_id),
+            &f.tokens[&passnum::auth::Role::Funder],
+        )
+        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statement = statement["id"].as_i64().unwrap();
     let venue = f.org_ids["lieu@demo.passnum.test"];
     let user = user_id(app, "lieu2@demo.passnum.test").await;
     let program = f.program_id;
@@ -540,6 +554,11 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
             (
                 "/financeur/conflits/{id}",
                 "/financeur/conflits/1".into(),
+                fu,
+            ),
+            (
+                "/financeur/releves/{id}/paiements",
+                format!("/financeur/releves/{statement}/paiements"),
                 fu,
             ),
             (
@@ -611,6 +630,7 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM users",
         "SELECT count(*) FROM users WHERE deactivated_at IS NOT NULL",
         "SELECT count(*) FROM signing_keys",
+        "SELECT count(*) FROM statement_payments",
     ] {
         rows.push((sql, scalar(app, sql).await));
     }
@@ -640,6 +660,8 @@ async fn every_form_refuses_a_request_without_its_token_and_changes_nothing() {
             ("period_end", "2020-01-01"),
             ("valid_until", "2099-01-01"),
             ("purpose", "voucher"),
+            ("venue", "1"),
+            ("amount_cents", "0"),
             ("vouchers", "10"),
         ];
         let without = visitor.post(path, &fields).await;
@@ -698,6 +720,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .trim_end_matches("/habilitation")
             .trim_end_matches("/utilisateurs")
             .trim_end_matches("/rotation")
+            .trim_end_matches("/paiements")
             .to_owned();
         let shown_elsewhere = page.contains("desactiver")
             || page.starts_with("/financeur/conflits/")
@@ -802,6 +825,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
     let token = visitor.get("/financeur/").await.csrf_token();
     for path in [
         format!("/financeur/programmes/{program}"),
+        format!("/financeur/programmes/{program}/utilisation"),
         format!("/financeur/releves/{statement}"),
         format!("/financeur/releves/{statement}/csv"),
     ] {
@@ -812,6 +836,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         format!("/financeur/programmes/{program}/dotations"),
         format!("/financeur/programmes/{program}/cloture"),
         format!("/financeur/programmes/{program}/releves"),
+        format!("/financeur/releves/{statement}/paiements"),
         "/financeur/conflits/999999".into(),
     ] {
         let answer = visitor
