@@ -859,3 +859,32 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         .contains(passnum::demo::PROGRAM_NAME));
     assert_eq!(before, snapshot(&app).await);
 }
+
+#[tokio::test]
+async fn purge_removes_expired_sessions_and_keeps_live_ones() {
+    let app = seeded_app().await;
+    let mut live = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    Visitor::login(&app, "financeur@demo.passnum.test").await;
+    app.sql("UPDATE web_sessions SET expires_at = now() - interval '1 minute' WHERE user_id = (SELECT id FROM users WHERE email = 'financeur@demo.passnum.test')")
+        .await;
+    let mut conn = app.state.pool.get().await.unwrap();
+    let purged = passnum::domain::purge::purge(&mut conn, 12).await.unwrap();
+    assert_eq!(purged.web_sessions, 1);
+    assert_eq!(app.count("web_sessions").await, 1);
+    assert_eq!(live.get("/prescripteur/").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_menu_marks_the_page_the_user_is_on() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let new = visitor.get("/prescripteur/carnets/nouveau").await;
+    assert!(new
+        .body
+        .contains("href=\"/prescripteur/carnets/nouveau\" aria-current=\"page\""));
+    assert!(!new.body.contains("href=\"/prescripteur/\" aria-current"));
+    let list = visitor.get("/prescripteur/").await;
+    assert!(list
+        .body
+        .contains("href=\"/prescripteur/\" aria-current=\"page\""));
+}
