@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::charts::{self, ISSUED, REDEEMED};
 use super::errors::PageError;
 use super::format;
-use super::forms::{self, blank_to_none, FormErrors, Input, NoFields, Posted};
+use super::forms::{self, blank_to_none, FormErrors, Input, Posted};
 use super::layout;
 use super::session::Session;
 use crate::auth::Role;
@@ -453,8 +453,19 @@ async fn program_page(
             section aria-labelledby="cloture-titre" {
                 h2 #cloture-titre { "Clore le programme" }
                 p { "Plus aucun carnet ne pourra être émis, et les coupons non utilisés seront refusés par les lieux. C'est définitif." }
-                form method="post" action={ (url) "/cloture" } {
+                form.form method="post" action={ (url) "/cloture" } novalidate {
                     (forms::csrf_field(session))
+                    @let error = errors.field("confirm");
+                    div.field.field--error[error.is_some()] {
+                        @if let Some(error) = error {
+                            p.field__error #confirm-erreur { span.visually-hidden { "Erreur : " } (error) }
+                        }
+                        div.radio {
+                            input #confirm type="checkbox" name="confirm" value="oui" required
+                                aria-describedby=[error.map(|_| "confirm-erreur")];
+                            label for="confirm" { "Je confirme la clôture définitive de ce programme." }
+                        }
+                    }
                     button.button.button--danger type="submit" { "Clore le programme" }
                 }
             }
@@ -562,14 +573,35 @@ pub async fn allocate(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct CloseProgramForm {
+    confirm: Option<String>,
+}
+
 pub async fn close_program(
     state: web::Data<AppState>,
-    posted: Posted<NoFields>,
+    posted: Posted<CloseProgramForm>,
     id: web::Path<i32>,
 ) -> Result<HttpResponse, PageError> {
     let funder = posted.session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;
     let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    if posted.form.confirm.as_deref() != Some("oui") {
+        let mut errors = FormErrors::default();
+        errors.add(
+            "confirm",
+            "Cochez la case pour confirmer la clôture : elle est définitive.",
+        );
+        return program_page(
+            &mut conn,
+            &posted.session,
+            row,
+            None,
+            &ProgramForms::default(),
+            &errors,
+        )
+        .await;
+    }
     match programs::close(&mut conn, &row).await {
         Ok(_) => Ok(layout::see_other(&format!(
             "{}?fait=clos",

@@ -888,3 +888,83 @@ async fn the_menu_marks_the_page_the_user_is_on() {
         .body
         .contains("href=\"/prescripteur/\" aria-current=\"page\""));
 }
+
+#[tokio::test]
+async fn closing_a_programme_asks_for_a_confirmation() {
+    let app = spawn_app().await;
+    let f = crate::helpers::fixture(&app).await;
+    let mut visitor = Visitor::login(&app, "financeur@demo.passnum.test").await;
+    let page = format!("/financeur/programmes/{}", f.program_id);
+    let action = format!("{page}/cloture");
+    let unconfirmed = visitor.submit(&page, &action, &[]).await;
+    assert_eq!(unconfirmed.status, 422);
+    assert!(unconfirmed.body.contains("Cochez la case pour confirmer"));
+    assert_eq!(app.count("programs WHERE closed_at IS NOT NULL").await, 0);
+    let confirmed = visitor.submit(&page, &action, &[("confirm", "oui")]).await;
+    assert_eq!(confirmed.status, 303);
+    assert_eq!(app.count("programs WHERE closed_at IS NOT NULL").await, 1);
+    // Closed twice: the domain's refusal, shown in French on the page.
+    let again = visitor
+        .post(
+            &action,
+            &[
+                ("csrf_token", &unconfirmed.csrf_token()),
+                ("confirm", "oui"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(again
+        .body
+        .contains("L'état actuel ne permet pas cette action"));
+}
+
+#[tokio::test]
+async fn a_refused_book_form_comes_back_with_french_errors_and_stores_nothing() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let form = visitor.get(page).await;
+    let program = hidden_option(&form.body);
+    let answer = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "10"),
+                ("reference", "D-1"),
+                ("postcode", "75001"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(answer.body.contains("hors du territoire du programme"));
+    assert!(answer.body.contains("aria-invalid=\"true\""));
+    assert!(
+        answer.body.contains("value=\"D-1\""),
+        "what was typed is kept"
+    );
+    for bad_size in ["7", "dix"] {
+        let answer = visitor
+            .submit(
+                page,
+                page,
+                &[
+                    ("program_id", &program),
+                    ("size", bad_size),
+                    ("reference", "D-1"),
+                    ("postcode", "67100"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "size {bad_size}");
+    }
+    assert_eq!(app.count("books").await, 0);
+}
+
+/// The value of the first `<option>` of a page.
+fn hidden_option(html: &str) -> String {
+    let at = html.find("<option value=\"").expect("an option") + "<option value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
