@@ -7,7 +7,7 @@
 pub mod book_pdf;
 pub mod qr;
 pub mod statement_pdf;
-mod typeset;
+pub mod typeset;
 
 pub use qr::{
     DarkRun, Mode, QrCode, QrError, MAX_PIXELS_PER_MODULE, MIN_PIXELS_PER_MODULE,

@@ -169,6 +169,8 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/statements/{statement}", VENUE_OR_FUNDER).foreign("/api/v1/statements/{other_statement}"),
         endpoint(M::GET, "/api/v1/statements/{statement}/csv", VENUE_OR_FUNDER)
             .foreign("/api/v1/statements/{other_statement}/csv"),
+        endpoint(M::GET, "/api/v1/statements/{statement}/pdf", VENUE_OR_FUNDER)
+            .foreign("/api/v1/statements/{other_statement}/pdf"),
         endpoint(M::POST, "/api/v1/statements/{statement}/payments", FUNDER)
             .body(|ids| {
                 json!({"venue_organisation_id": ids.payee, "amount_cents": 2000,

@@ -599,6 +599,50 @@ async fn a_venue_is_paid_once_its_exact_total_and_a_negative_balance_is_carried(
     assert_eq!(res.status(), 201);
     // The balance was carried once, onto the third statement.
     assert_eq!(app.count("statement_carries").await, 1);
+
+    // The PDF reads the signed CSV: the whole for the funder, the extract for the venue.
+    for (token, sha256) in [(funder, &s3["sha256"]), (venue_token, &part["sha256"])] {
+        let text = pdf_text(&app, token, &s3["id"]).await;
+        for expected in [
+            "Relevé n° 3",
+            "SIRET 90000004300019",
+            "Report du relevé 2",
+            "Payé le",
+            sha256.as_str().unwrap(),
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+    }
+    let foreign = app
+        .with_token(
+            Method::GET,
+            &format!("/api/v1/statements/{}/pdf", s3["id"]),
+            &f.other_tokens[&Role::Funder],
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(foreign, 404, "not-found").await;
+}
+
+/// The text of a statement's PDF, by poppler's `pdftotext`.
+async fn pdf_text(app: &TestApp, token: &str, id: &Value) -> String {
+    let res = app
+        .with_token(Method::GET, &format!("/api/v1/statements/{id}/pdf"), token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("releve.pdf");
+    std::fs::write(&path, res.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils, installed by scripts/test)");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
 }
 
 async fn live(
