@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/programmes/{id}/releves").post(close_statement))
         .service(web::resource("/releves/{id}").get(statement))
         .service(web::resource("/releves/{id}/csv").get(statement_csv))
+        .service(web::resource("/releves/{id}/pdf").get(statement_pdf))
         .service(web::resource("/releves/{id}/paiements").post(pay))
         .service(web::resource("/conflits").get(conflicts))
         .service(web::resource("/conflits/{id}").post(resolve));
@@ -746,7 +747,8 @@ async fn statement_page(
             dt { "Clé de signature (kid)" } dd { (summary.kid) }
         }
         div.actions {
-            a.button href={ (url) "/csv" } download { "Télécharger le CSV signé" }
+            a.button href={ (url) "/pdf" } download { "Télécharger le PDF" }
+            a.button.button--secondary href={ (url) "/csv" } download { "Télécharger le CSV signé" }
         }
         h2 { "Par lieu" }
         @if summary.venues.is_empty() {
@@ -1005,14 +1007,39 @@ pub async fn statement_csv(
     let mut conn = state.pool.get().await?;
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, summary.id, None).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
+    Ok(download(
+        bytes,
+        "text/csv; charset=utf-8",
+        &format!("releve-{}.csv", summary.id),
+    ))
+}
+
+/// The statement, printable, in French.
+pub async fn statement_pdf(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let mut conn = state.pool.get().await?;
+    let (summary, _) = own_statement(&mut conn, &session, *id).await?;
+    let bytes = statements::pdf::render(&mut conn, summary.id, None).await?;
+    Ok(download(
+        bytes,
+        "application/pdf",
+        &format!("releve-{}.pdf", summary.id),
+    ))
+}
+
+/// A file to save, never cached (it holds the programme's money).
+fn download(bytes: Vec<u8>, content_type: &str, name: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"releve-{}.csv\"", summary.id),
+            format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .body(bytes)
 }
 
 /// What the conflicts page's forms held when shown again with errors.

@@ -828,6 +828,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         format!("/financeur/programmes/{program}/utilisation"),
         format!("/financeur/releves/{statement}"),
         format!("/financeur/releves/{statement}/csv"),
+        format!("/financeur/releves/{statement}/pdf"),
     ] {
         let answer = visitor.get(&path).await;
         assert_eq!(answer.status, 404, "{path}");
