@@ -969,3 +969,90 @@ fn hidden_option(html: &str) -> String {
     let at = html.find("<option value=\"").expect("an option") + "<option value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgotten() {
+    let smtp = crate::printing::SmtpServer::start();
+    let (app, _) = crate::printing::app_with_smtp(&format!("smtp://127.0.0.1:{}", smtp.port)).await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let program = hidden_option(&visitor.get(page).await.body);
+    let issued = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "5"),
+                ("reference", "M-7"),
+                ("postcode", "67000"),
+                ("email", "beneficiaire@example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(issued.status, 303, "{}", issued.body);
+    let book_page = issued.location().trim_end_matches("?fait=emis").to_owned();
+    let book = visitor.get(&book_page).await;
+    assert!(book
+        .body
+        .contains("Laissez vide pour utiliser l'adresse saisie"));
+    let sent = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "")],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert!(sent.location().ends_with("?fait=envoye"));
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["to"], "beneficiaire@example.org");
+    assert_eq!(
+        app.count("books WHERE beneficiary_email IS NOT NULL").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let program = hidden_option(&visitor.get(page).await.body);
+    let issued = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "5"),
+                ("reference", "M-8"),
+                ("postcode", "67000"),
+            ],
+        )
+        .await;
+    let book_page = issued.location().trim_end_matches("?fait=emis").to_owned();
+    let no_address = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "")],
+        )
+        .await;
+    assert_eq!(no_address.status, 422);
+    assert!(no_address
+        .body
+        .contains("Saisissez une adresse e-mail valide."));
+    let failed = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "quelqu.un@example.org")],
+        )
+        .await;
+    assert_eq!(failed.status, 503);
+    assert!(failed.body.contains("Le carnet reste émis"));
+    assert_eq!(app.count("books WHERE revoked_at IS NULL").await, 1);
+    assert_eq!(app.count("book_sends WHERE outcome = 'failed'").await, 1);
+}
