@@ -86,13 +86,14 @@ const SMALL: Style = Style::regular(8.0, 11.0, GREY);
 const PROOF: Style = Style::regular(8.5, 12.0, BLACK);
 
 /// The table's columns: title, left edge, width; the amount is right-aligned.
+/// The voucher number is printed whole (19 digits), for reconciliation.
 const COLUMNS: [(&str, f32, f32); 6] = [
-    ("Enregistré le", 0.0, 78.0),
-    ("Bon n°", 80.0, 96.0),
-    ("Atelier", 178.0, 34.0),
-    ("Thème", 214.0, 178.0),
-    ("Tenu le", 394.0, 56.0),
-    ("Montant", 452.0, CONTENT_W - 452.0),
+    ("Enregistré le", 0.0, 82.0),
+    ("Bon n°", 84.0, 106.0),
+    ("Atelier", 192.0, 34.0),
+    ("Thème", 232.0, 144.0),
+    ("Tenu le", 380.0, 56.0),
+    ("Montant", 438.0, CONTENT_W - 438.0),
 ];
 
 /// What goes down a page, in order; each has a height.
