@@ -165,32 +165,30 @@ pub fn render(statement: &StatementPdf) -> Result<Vec<u8>, StatementPdfError> {
 /// moves to the next with its table head), and a continued table gets its
 /// head again.
 fn paginate<'b, 's>(blocks: &'b [Block<'s>]) -> Vec<Vec<&'b Block<'s>>> {
-    let mut pages: Vec<Vec<&Block>> = vec![Vec::new()];
+    let (mut pages, mut page) = (Vec::new(), Vec::new());
     let mut y = TOP;
-    let mut table_head: Option<&Block> = None;
-    for (i, block) in blocks.iter().enumerate() {
+    let mut table_head = None;
+    for block in blocks {
         let keep_with_next = match block {
             Block::Venue(_) => Block::TableHead.height() + CELL.leading,
             Block::TableHead => CELL.leading,
             _ => 0.0,
         };
-        if y + block.height() + keep_with_next > BOTTOM && !pages.last().is_some_and(Vec::is_empty)
-        {
-            pages.push(Vec::new());
+        if y + block.height() + keep_with_next > BOTTOM && !page.is_empty() {
+            pages.push(std::mem::take(&mut page));
             y = TOP;
             if let (Block::Row(_), Some(head)) = (block, table_head) {
-                pages.last_mut().map(|page| page.push(head));
-                y += head.height();
+                page.push(head);
+                y += Block::TableHead.height();
             }
         }
         if let Block::TableHead = block {
-            table_head = Some(&blocks[i]);
+            table_head = Some(block);
         }
-        if let Some(page) = pages.last_mut() {
-            page.push(block);
-        }
+        page.push(block);
         y += block.height();
     }
+    pages.push(page);
     pages
 }
 
@@ -361,7 +359,7 @@ pub fn euros(cents: i64) -> String {
     let units = (abs / 100).to_string();
     let mut grouped = String::new();
     for (i, digit) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
             grouped.push('\u{a0}');
         }
         grouped.push(digit);
