@@ -5,7 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use diesel_async::AsyncPgConnection;
@@ -242,13 +242,8 @@ fn program_form_page(session: &Session, form: &ProgramForm, errors: &FormErrors)
             button.button type="submit" { "Créer le programme" }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Créer un programme", content),
     )
 }
@@ -476,13 +471,8 @@ async fn program_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &program.name, content),
     ))
 }
@@ -812,13 +802,8 @@ async fn statement_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &title, content),
     ))
 }
@@ -1168,13 +1153,8 @@ async fn conflicts_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Conflits à arbitrer", content),
     ))
 }
