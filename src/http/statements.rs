@@ -220,7 +220,7 @@ async fn readable(
 }
 
 /// A file to download.
-fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
+pub fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((
@@ -231,7 +231,7 @@ fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
 }
 
 /// `releve-12` for the whole, `releve-12-lieu-7` for a venue's extract.
-fn file_stem(id: i64, venue: Option<i64>) -> String {
+pub fn file_stem(id: i64, venue: Option<i64>) -> String {
     match venue {
         None => format!("releve-{id}"),
         Some(venue) => format!("releve-{id}-lieu-{venue}"),
