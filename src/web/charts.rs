@@ -20,13 +20,18 @@ pub const REDEEMED: Series = Series {
     name: "Coupons utilisés",
     colour: "#b34a0e",
 };
+pub const OUTSTANDING: Series = Series {
+    name: "Coupons en circulation, encore valables",
+    colour: "#5b6470",
+};
 
 const WIDTH: i64 = 520;
 const LABEL_WIDTH: i64 = 180;
 const VALUE_WIDTH: i64 = 50;
 const BAR_HEIGHT: i64 = 16;
 const ROW_GAP: i64 = 12;
-const LEGEND_HEIGHT: i64 = 28;
+/// One line of the legend per series, above the bars.
+const LEGEND_LINE: i64 = 20;
 
 /// Cuts a label to fit its column, on a character boundary.
 fn fit(label: &str) -> String {
@@ -49,7 +54,8 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
         .unwrap_or(0)
         .max(1);
     let group_height = BAR_HEIGHT * series.len() as i64 + ROW_GAP;
-    let height = LEGEND_HEIGHT + group_height * rows.len() as i64 + ROW_GAP;
+    let legend = LEGEND_LINE * series.len() as i64 + 6;
+    let height = legend + group_height * rows.len() as i64 + ROW_GAP;
     let plot = WIDTH - LABEL_WIDTH - VALUE_WIDTH;
     let summary: Vec<String> = rows
         .iter()
@@ -74,13 +80,13 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
                     title #{ (id) "-svg-titre" } { (title) }
                     desc #{ (id) "-svg-desc" } { (summary.join(" ; ")) }
                     @for (i, s) in series.iter().enumerate() {
-                        @let x = LABEL_WIDTH + i as i64 * 150;
-                        rect x=(x) y="4" width="14" height="14" fill=(s.colour) {}
-                        text x=(x + 20) y="16" { (s.name) }
+                        @let y = 4 + i as i64 * LEGEND_LINE;
+                        rect x=(LABEL_WIDTH) y=(y) width="14" height="14" fill=(s.colour) {}
+                        text x=(LABEL_WIDTH + 20) y=(y + 12) { (s.name) }
                     }
-                    line.axis x1=(LABEL_WIDTH) x2=(LABEL_WIDTH) y1=(LEGEND_HEIGHT) y2=(height - ROW_GAP / 2) {}
+                    line.axis x1=(LABEL_WIDTH) x2=(LABEL_WIDTH) y1=(legend) y2=(height - ROW_GAP / 2) {}
                     @for (row, (label, values)) in rows.iter().enumerate() {
-                        @let top = LEGEND_HEIGHT + row as i64 * group_height + ROW_GAP / 2;
+                        @let top = legend + row as i64 * group_height + ROW_GAP / 2;
                         text x=(LABEL_WIDTH - 8) y=(top + BAR_HEIGHT * series.len() as i64 / 2 + 4) text-anchor="end" { (fit(label)) }
                         @for (i, (s, value)) in series.iter().zip(values).enumerate() {
                             @let y = top + i as i64 * BAR_HEIGHT;
@@ -112,5 +118,49 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_proportional_and_every_figure_is_also_written() {
+        let rows = vec![
+            ("Strasbourg".to_owned(), vec![10, 5]),
+            (
+                "Une organisation au nom vraiment très long".to_owned(),
+                vec![4, 0],
+            ),
+        ];
+        let svg = bars("t", "Titre", &[&ISSUED, &REDEEMED], &rows).into_string();
+        let plot = WIDTH - LABEL_WIDTH - VALUE_WIDTH;
+        assert!(
+            svg.contains(&format!("width=\"{plot}\"")),
+            "the largest bar fills the plot"
+        );
+        assert!(
+            svg.contains(&format!("width=\"{}\"", plot / 2)),
+            "half of it for 5"
+        );
+        assert!(svg.contains("width=\"0\""), "nothing drawn for 0");
+        assert!(
+            svg.contains("Une organisation au nom v…"),
+            "long labels cut"
+        );
+        assert!(
+            svg.contains("Une organisation au nom vraiment très long"),
+            "whole in the table"
+        );
+        assert!(svg.contains("Strasbourg : coupons émis 10, coupons utilisés 5"));
+        assert!(svg.contains("role=\"img\""));
+    }
+
+    #[test]
+    fn an_empty_chart_says_so_and_draws_nothing() {
+        let html = bars("t", "Titre", &[&ISSUED], &[]).into_string();
+        assert!(html.contains("Pas encore de données."));
+        assert!(!html.contains("<svg"));
     }
 }

@@ -12,7 +12,7 @@ use diesel_async::AsyncPgConnection;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::charts::{self, ISSUED, REDEEMED};
+use super::charts::{self, ISSUED, OUTSTANDING, REDEEMED};
 use super::errors::PageError;
 use super::format;
 use super::forms::{self, blank_to_none, FormErrors, Input, Posted};
@@ -920,7 +920,10 @@ pub async fn usage(
     let issuers: Vec<(String, Vec<i64>)> = usage
         .by_issuer
         .iter()
-        .map(|i| (i.name.clone(), vec![i.issued.count, i.redeemed.count]))
+        .map(|i| {
+            let figures = vec![i.issued.count, i.redeemed.count, i.outstanding.count];
+            (i.name.clone(), figures)
+        })
         .collect();
     let venues: Vec<(String, Vec<i64>)> = usage
         .by_venue
@@ -938,7 +941,7 @@ pub async fn usage(
         .map(|d| {
             (
                 format!("Département {}", d.departement),
-                vec![d.issued.count, d.redeemed.count],
+                vec![d.issued.count, d.redeemed.count, d.outstanding.count],
             )
         })
         .collect();
@@ -947,7 +950,8 @@ pub async fn usage(
         p { a href=(program_url(row.id)) { "← " (row.name) } }
         h1 { "Utilisation du programme" }
         p.lead {
-            (format::number(usage.books_issued)) " carnets émis ; "
+            (format::number(usage.books_issued))
+            @if usage.books_issued > 1 { " carnets émis ; " } @else { " carnet émis ; " }
             (format::percent(usage.usage_rate)) " des coupons émis ont servi."
         }
         dl.figures {
@@ -958,10 +962,10 @@ pub async fn usage(
             (figure("Révoqués", &v.revoked))
         }
         (charts::bars("mois", "Coupons émis et utilisés par mois", &[&ISSUED, &REDEEMED], &months))
-        (charts::bars("prescripteurs", "Par prescripteur", &[&ISSUED, &REDEEMED], &issuers))
+        (charts::bars("prescripteurs", "Par prescripteur", &[&ISSUED, &REDEEMED, &OUTSTANDING], &issuers))
         (charts::bars("lieux", "Ateliers par lieu", &[&REDEEMED], &venues))
         (charts::bars("thematiques", "Ateliers par thème", &[&REDEEMED], &themes))
-        (charts::bars("departements", "Par département du bénéficiaire", &[&ISSUED, &REDEEMED], &departements))
+        (charts::bars("departements", "Par département du bénéficiaire", &[&ISSUED, &REDEEMED, &OUTSTANDING], &departements))
     };
     Ok(layout::ok(layout::page(Some(&session), &title, content)))
 }
