@@ -21,17 +21,12 @@ const LOGIN_COOKIE: &str = "passnum_login";
 /// The login page, bringing the user back to `next` afterwards.
 pub fn login_url(next: &str) -> String {
     if next.is_empty() || next == "/" {
-        "/connexion".to_owned()
-    } else {
-        let next: String = url_escape(next);
-        format!("/connexion?suite={next}")
+        return "/connexion".to_owned();
     }
-}
-
-fn url_escape(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|pair| pair.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
+    match serde_urlencoded::to_string([("suite", next)]) {
+        Ok(query) => format!("/connexion?{query}"),
+        Err(_) => "/connexion".to_owned(),
+    }
 }
 
 /// Only a path of this site is a place to go back to, never another site.
