@@ -1,0 +1,616 @@
+//! The funder's programmes: their money, creating one, allocations to
+//! issuers, closing a programme, closing a statement period.
+
+use actix_web::{web, HttpResponse};
+use diesel_async::AsyncPgConnection;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{date, notice, program_url, statement_url, DoneQuery};
+use crate::auth::Role;
+use crate::domain::organisations;
+use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramRow, Territory};
+use crate::domain::statements::{self, Summary};
+use crate::http::problem::ApiError;
+use crate::keys::Purpose;
+use crate::state::AppState;
+use crate::web::errors::PageError;
+use crate::web::format;
+use crate::web::forms::{self, blank_to_none, FormErrors, Input, Posted};
+use crate::web::layout;
+use crate::web::session::Session;
+
+fn status_of(program: &Program) -> Markup {
+    html! {
+        @if program.closed_at.is_some() { span.badge.badge--revoked { "Clos" } }
+        @else { span.badge.badge--valid { "Ouvert" } }
+    }
+}
+
+/// The money of a programme, each figure with its meaning.
+fn money(program: &Program) -> Markup {
+    html! {
+        dl.figures {
+            div.figure { dt { "Budget" } dd { (format::euros(program.budget_cents)) } }
+            div.figure { dt { "Alloué aux prescripteurs" } dd { (format::euros(program.allocated_cents)) } }
+            div.figure { dt { "Engagé (coupons émis)" } dd { (format::euros(program.committed_cents)) } }
+            div.figure { dt { "Consommé (ateliers)" } dd { (format::euros(program.redeemed_cents)) } }
+            div.figure {
+                dt { "Taux d'utilisation" }
+                dd { (format::percent(format::share(program.redeemed_cents, program.committed_cents))) }
+            }
+        }
+    }
+}
+
+pub async fn home(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let programs = programs::list(&mut conn, Role::Funder, funder.organisation.id, 0, 200).await?;
+    let content = html! {
+        h1 { "Programmes" }
+        div.actions {
+            a.button href="/financeur/programmes/nouveau" { "Créer un programme" }
+            a.button.button--secondary href="/financeur/conflits" { "Conflits à arbitrer" }
+        }
+        @if programs.is_empty() {
+            p.muted { "Vous n'avez encore aucun programme." }
+        } @else {
+            div.table-wrap tabindex="0" role="region" aria-labelledby="programmes-titre" {
+                table {
+                    caption #programmes-titre { "Vos programmes et leur budget" }
+                    thead { tr {
+                        th scope="col" { "Programme" }
+                        th scope="col" { "État" }
+                        th scope="col" class="num" { "Budget" }
+                        th scope="col" class="num" { "Engagé" }
+                        th scope="col" class="num" { "Consommé" }
+                        th scope="col" class="num" { "Utilisation" }
+                    } }
+                    tbody {
+                        @for p in &programs {
+                            tr {
+                                th scope="row" { a href=(program_url(p.id)) { (p.name) } }
+                                td { (status_of(p)) }
+                                td.num { (format::euros(p.budget_cents)) }
+                                td.num { (format::euros(p.committed_cents)) }
+                                td.num { (format::euros(p.redeemed_cents)) }
+                                td.num { (format::percent(format::share(p.redeemed_cents, p.committed_cents))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::ok(layout::page(
+        Some(&session),
+        "Programmes",
+        content,
+    )))
+}
+
+/// Euros as typed in France (`20`, `20,50`, `1 500`) into cents.
+fn cents(value: &str) -> Option<i64> {
+    let compact: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '€')
+        .collect();
+    let (whole, fraction) = match compact.split_once([',', '.']) {
+        Some((w, f)) => (w, f),
+        None => (compact.as_str(), ""),
+    };
+    if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) || fraction.len() > 2 {
+        return None;
+    }
+    if !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let fraction = format!("{fraction:0<2}");
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(fraction.parse::<i64>().ok()?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProgramForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    face_value: String,
+    #[serde(default)]
+    budget: String,
+    #[serde(default)]
+    issue_until: String,
+    #[serde(default)]
+    validity_days: String,
+    #[serde(default)]
+    departements: String,
+    #[serde(default)]
+    time_zone: String,
+}
+
+const PROGRAM_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "name",
+        "name",
+        "Saisissez le nom du programme (1 à 200 caractères).",
+    ),
+    (
+        "face_value_cents",
+        "face_value",
+        "Saisissez la valeur d'un coupon en euros, par exemple 20.",
+    ),
+    (
+        "budget_cents",
+        "budget",
+        "Saisissez le budget en euros, par exemple 50 000.",
+    ),
+    (
+        "issue_until",
+        "issue_until",
+        "Saisissez une date qui n'est pas passée.",
+    ),
+    (
+        "voucher_validity_days",
+        "validity_days",
+        "Un coupon est valable de 1 à 3 650 jours.",
+    ),
+    (
+        "territory.departements",
+        "departements",
+        "Indiquez au moins un code de département existant (par exemple 67, 68, 2A).",
+    ),
+    (
+        "time_zone",
+        "time_zone",
+        "Ce fuseau horaire est inconnu (par exemple Europe/Paris, America/Cayenne).",
+    ),
+];
+
+fn program_form_page(session: &Session, form: &ProgramForm, errors: &FormErrors) -> HttpResponse {
+    let content = html! {
+        p { a href="/financeur/" { "← Programmes" } }
+        h1 { "Créer un programme" }
+        (errors.summary())
+        form.form method="post" action="/financeur/programmes/nouveau" novalidate {
+            (forms::csrf_field(session))
+            (Input::text("name", "Nom du programme", &form.name).hint("Les bénéficiaires le liront sur leur carnet.").render(errors))
+            (Input::text("face_value", "Valeur d'un coupon (€)", &form.face_value).hint("Le montant payé au lieu pour un atelier, par exemple 20.").render(errors))
+            (Input::text("budget", "Budget (€)", &form.budget).hint("Les dotations aux prescripteurs ne pourront pas le dépasser.").render(errors))
+            (Input::text("issue_until", "Émission possible jusqu'au", &form.issue_until).kind("date").hint("Dernier jour inclus où un carnet peut être émis.").render(errors))
+            (Input::text("validity_days", "Durée de validité d'un coupon (jours)", &form.validity_days).numeric("[0-9]*").hint("Comptée à partir du jour d'émission, par exemple 365.").render(errors))
+            (Input::text("departements", "Territoire : départements", &form.departements).hint("Codes séparés par des virgules, par exemple : 67, 68.").render(errors))
+            (Input::text("time_zone", "Fuseau horaire", &form.time_zone).optional().hint("Laissez vide pour Europe/Paris ; outre-mer, par exemple America/Cayenne.").render(errors))
+            button.button type="submit" { "Créer le programme" }
+        }
+    };
+    layout::respond(
+        errors.status(),
+        layout::page(Some(session), "Créer un programme", content),
+    )
+}
+
+pub async fn new_program(session: Session) -> Result<HttpResponse, PageError> {
+    session.require(Role::Funder)?;
+    let form = ProgramForm {
+        validity_days: "365".into(),
+        ..ProgramForm::default()
+    };
+    Ok(program_form_page(&session, &form, &FormErrors::default()))
+}
+
+pub async fn create_program(
+    state: web::Data<AppState>,
+    posted: Posted<ProgramForm>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, form } = posted;
+    let funder = session.require(Role::Funder)?;
+    let mut errors = FormErrors::default();
+    let face_value = cents(&form.face_value);
+    let budget = cents(&form.budget);
+    let issue_until = date(&form.issue_until);
+    let validity = form.validity_days.trim().parse::<i32>().ok();
+    for (missing, field) in [
+        (face_value.is_none(), 1),
+        (budget.is_none(), 2),
+        (issue_until.is_none(), 3),
+        (validity.is_none(), 4),
+    ] {
+        if missing {
+            let (_, name, message) = PROGRAM_FIELDS[field];
+            errors.add(name, message);
+        }
+    }
+    let (Some(face_value), Some(budget), Some(issue_until), Some(validity)) =
+        (face_value, budget, issue_until, validity)
+    else {
+        return Ok(program_form_page(&session, &form, &errors));
+    };
+    let new = NewProgram {
+        name: form.name.clone(),
+        face_value_cents: face_value,
+        budget_cents: budget,
+        issue_until,
+        voucher_validity_days: validity,
+        territory: Territory {
+            departements: form
+                .departements
+                .split([',', ';', ' '])
+                .map(|d| d.trim().to_uppercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+        },
+        time_zone: blank_to_none(&form.time_zone),
+    };
+    let mut conn = state.pool.get().await?;
+    match programs::create(&mut conn, funder.organisation.id, new).await {
+        Ok(program) => {
+            tracing::info!(
+                program = program.id,
+                funder = funder.organisation.id,
+                "programme created (page)"
+            );
+            Ok(layout::see_other(&format!(
+                "{}?fait=cree",
+                program_url(program.id)
+            )))
+        }
+        Err(e) => {
+            let errors = FormErrors::from_refusal(e, PROGRAM_FIELDS)?;
+            Ok(program_form_page(&session, &form, &errors))
+        }
+    }
+}
+
+/// What the programme page's forms held when shown again with errors.
+#[derive(Debug, Default)]
+struct ProgramForms<'a> {
+    issuer: &'a str,
+    vouchers: &'a str,
+    period_end: &'a str,
+}
+
+pub async fn program(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i32>,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let text = match query.fait.as_deref() {
+        Some("cree") => Some("Le programme est créé. Allouez maintenant des coupons aux prescripteurs."),
+        Some("dotation") => Some("La dotation est enregistrée."),
+        Some("clos") => Some("Le programme est clos : plus aucun carnet ne peut être émis, et ses coupons sont refusés."),
+        _ => None,
+    };
+    program_page(
+        &mut conn,
+        &session,
+        row,
+        text,
+        &ProgramForms::default(),
+        &FormErrors::default(),
+    )
+    .await
+}
+
+async fn program_page(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    row: ProgramRow,
+    text: Option<&str>,
+    forms: &ProgramForms<'_>,
+    errors: &FormErrors,
+) -> Result<HttpResponse, PageError> {
+    let tz = row.tz();
+    let today = row.today();
+    let allocations = programs::allocations_of(conn, row.id).await?;
+    let issuers = organisations::list(conn, Some(Role::Issuer), 0, 1000).await?;
+    let statements =
+        statements::list(conn, Role::Funder, session.organisation_id(), Some(row.id)).await?;
+    let program = programs::present(conn, row).await?;
+    let url = program_url(program.id);
+    let open = program.closed_at.is_none();
+    let issuer_choices: Vec<(String, String)> = issuers
+        .iter()
+        .map(|o| (o.id.to_string(), o.name.clone()))
+        .collect();
+    let content = html! {
+        p { a href="/financeur/" { "← Programmes" } }
+        h1 { (program.name) }
+        (notice(text))
+        (errors.summary())
+        p { (status_of(&program)) }
+        (money(&program))
+        div.actions {
+            a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
+        }
+        dl.facts {
+            dt { "Valeur d'un coupon" } dd { (format::euros(program.face_value_cents)) }
+            dt { "Territoire" } dd { "Départements " (program.territory.departements.join(", ")) }
+            dt { "Émission jusqu'au" } dd { (format::date(program.issue_until)) " inclus" }
+            dt { "Validité d'un coupon" } dd { (program.voucher_validity_days) " jours" }
+            @if let Some(at) = program.closed_at {
+                dt { "Clos le" } dd { (format::instant(at, tz)) }
+            }
+        }
+        section aria-labelledby="dotations-titre" {
+            h2 #dotations-titre { "Dotations des prescripteurs" }
+            @if allocations.is_empty() {
+                p.muted { "Aucune dotation pour l'instant." }
+            } @else {
+                div.table-wrap tabindex="0" role="region" aria-labelledby="dotations-legende" {
+                    table {
+                        caption #dotations-legende { "Coupons alloués et émis, par prescripteur" }
+                        thead { tr {
+                            th scope="col" { "Prescripteur" }
+                            th scope="col" class="num" { "Alloués" }
+                            th scope="col" class="num" { "Émis" }
+                            th scope="col" class="num" { "Restants" }
+                        } }
+                        tbody {
+                            @for (allocation, name) in &allocations {
+                                tr {
+                                    th scope="row" { (name) }
+                                    td.num { (format::number(allocation.vouchers.into())) }
+                                    td.num { (format::number(allocation.used_vouchers.into())) }
+                                    td.num { (format::number((allocation.vouchers - allocation.used_vouchers).into())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if open {
+                h3 { "Allouer des coupons" }
+                form.form method="post" action={ (url) "/dotations" } novalidate {
+                    (forms::csrf_field(session))
+                    (forms::select("issuer", "Prescripteur", &issuer_choices, forms.issuer, errors))
+                    (Input::text("vouchers", "Nombre de coupons à ajouter", forms.vouchers).numeric("[0-9]*")
+                        .hint(&format!("Chaque coupon engage {} du budget.", format::euros(program.face_value_cents))).render(errors))
+                    button.button type="submit" { "Allouer" }
+                }
+            }
+        }
+        section aria-labelledby="releves-titre" {
+            h2 #releves-titre { "Relevés" }
+            p { "Un relevé arrête les ateliers d'une période, signé, pour payer les lieux. Un relevé clos ne change plus." }
+            @if statements.is_empty() {
+                p.muted { "Aucun relevé pour l'instant." }
+            } @else {
+                (statement_table(&statements))
+            }
+            h3 { "Clore une période" }
+            form.form method="post" action={ (url) "/releves" } novalidate {
+                (forms::csrf_field(session))
+                @let value = if forms.period_end.is_empty() { today.format("%Y-%m-%d").to_string() } else { forms.period_end.to_owned() };
+                (Input::text("period_end", "Fin de la période", &value).kind("date")
+                    .hint("Dernier jour inclus, aujourd'hui au plus tard. La période commence le lendemain du relevé précédent.").render(errors))
+                button.button type="submit" { "Clore et signer le relevé" }
+            }
+        }
+        @if open {
+            section aria-labelledby="cloture-titre" {
+                h2 #cloture-titre { "Clore le programme" }
+                p { "Plus aucun carnet ne pourra être émis, et les coupons non utilisés seront refusés par les lieux. C'est définitif." }
+                form.form method="post" action={ (url) "/cloture" } novalidate {
+                    (forms::csrf_field(session))
+                    @let error = errors.field("confirm");
+                    div.field.field--error[error.is_some()] {
+                        @if let Some(error) = error {
+                            p.field__error #confirm-erreur { span.visually-hidden { "Erreur : " } (error) }
+                        }
+                        div.radio {
+                            input #confirm type="checkbox" name="confirm" value="oui" required
+                                aria-describedby=[error.map(|_| "confirm-erreur")];
+                            label for="confirm" { "Je confirme la clôture définitive de ce programme." }
+                        }
+                    }
+                    button.button.button--danger type="submit" { "Clore le programme" }
+                }
+            }
+        }
+    };
+    Ok(layout::respond(
+        errors.status(),
+        layout::page(Some(session), &program.name, content),
+    ))
+}
+
+fn statement_table(statements: &[Summary]) -> Markup {
+    html! {
+        div.table-wrap tabindex="0" role="region" aria-labelledby="releves-legende" {
+            table {
+                caption #releves-legende { "Relevés clos" }
+                thead { tr {
+                    th scope="col" { "Relevé" }
+                    th scope="col" { "Période" }
+                    th scope="col" class="num" { "Ateliers" }
+                    th scope="col" class="num" { "Montant" }
+                } }
+                tbody {
+                    @for s in statements.iter().rev() {
+                        tr {
+                            th scope="row" { a href=(statement_url(s.id)) { "N° " (s.number) } }
+                            td { "du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
+                            td.num { (format::number(s.total_count.into())) }
+                            td.num { (format::euros(s.total_cents)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AllocationForm {
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    vouchers: String,
+}
+
+pub async fn allocate(
+    state: web::Data<AppState>,
+    posted: Posted<AllocationForm>,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, form } = posted;
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let outcome = match (form.issuer.trim().parse(), form.vouchers.trim().parse()) {
+        (Ok(issuer), Ok(vouchers)) => programs::allocate(
+            &mut conn,
+            &row,
+            NewAllocation {
+                issuer_organisation_id: issuer,
+                vouchers,
+            },
+        )
+        .await
+        .map(|_| ()),
+        (Err(_), _) => Err(ApiError::invalid_field(
+            "issuer_organisation_id",
+            "not an id",
+        )),
+        (_, Err(_)) => Err(ApiError::invalid_field("vouchers", "not a number")),
+    };
+    match outcome {
+        Ok(()) => Ok(layout::see_other(&format!(
+            "{}?fait=dotation",
+            program_url(row.id)
+        ))),
+        Err(e) => {
+            let errors = FormErrors::from_refusal(
+                e,
+                &[
+                    (
+                        "issuer_organisation_id",
+                        "issuer",
+                        "Choisissez un prescripteur.",
+                    ),
+                    (
+                        "vouchers",
+                        "vouchers",
+                        "Saisissez un nombre entier de coupons, supérieur à zéro.",
+                    ),
+                ],
+            )?;
+            let forms = ProgramForms {
+                issuer: &form.issuer,
+                vouchers: &form.vouchers,
+                ..ProgramForms::default()
+            };
+            program_page(&mut conn, &session, row, None, &forms, &errors).await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CloseProgramForm {
+    confirm: Option<String>,
+}
+
+pub async fn close_program(
+    state: web::Data<AppState>,
+    posted: Posted<CloseProgramForm>,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let funder = posted.session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    if posted.form.confirm.as_deref() != Some("oui") {
+        let mut errors = FormErrors::default();
+        errors.add(
+            "confirm",
+            "Cochez la case pour confirmer la clôture : elle est définitive.",
+        );
+        return program_page(
+            &mut conn,
+            &posted.session,
+            row,
+            None,
+            &ProgramForms::default(),
+            &errors,
+        )
+        .await;
+    }
+    match programs::close(&mut conn, &row).await {
+        Ok(_) => Ok(layout::see_other(&format!(
+            "{}?fait=clos",
+            program_url(row.id)
+        ))),
+        Err(e) => {
+            let errors = FormErrors::from_refusal(e, &[])?;
+            let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+            program_page(
+                &mut conn,
+                &posted.session,
+                row,
+                None,
+                &ProgramForms::default(),
+                &errors,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PeriodForm {
+    #[serde(default)]
+    period_end: String,
+}
+
+pub async fn close_statement(
+    state: web::Data<AppState>,
+    posted: Posted<PeriodForm>,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, form } = posted;
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let outcome = match date(&form.period_end) {
+        Some(period_end) => {
+            let signer = state.keys.signer(Purpose::Statement).await?;
+            statements::close(&mut conn, &row, funder.user.id, signer, period_end).await
+        }
+        None => Err(ApiError::invalid_field("period_end", "not a date")),
+    };
+    match outcome {
+        Ok(summary) => {
+            tracing::info!(
+                statement = summary.id,
+                program = row.id,
+                "statement closed (page)"
+            );
+            Ok(layout::see_other(&format!(
+                "{}?fait=clos",
+                statement_url(summary.id)
+            )))
+        }
+        Err(e) => {
+            let errors = FormErrors::from_refusal(
+                e,
+                &[(
+                    "period_end",
+                    "period_end",
+                    "Saisissez une date qui n'est pas dans le futur.",
+                )],
+            )?;
+            let forms = ProgramForms {
+                period_end: &form.period_end,
+                ..ProgramForms::default()
+            };
+            program_page(&mut conn, &session, row, None, &forms, &errors).await
+        }
+    }
+}
