@@ -448,7 +448,7 @@ fn posted_routes() -> Vec<String> {
     let mut routes = vec!["/connexion".to_owned(), "/deconnexion".to_owned()];
     for (file, scope) in [
         ("src/web/issuer.rs", "/prescripteur"),
-        ("src/web/funder/mod.rs", "/financeur"),
+        ("src/web/funder.rs", "/financeur"),
         ("src/web/operator.rs", "/operateur"),
         ("src/web/venue.rs", "/lieu"),
     ] {
