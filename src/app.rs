@@ -50,6 +50,7 @@ impl Application {
                 .wrap(from_fn(http::body_limit))
                 .wrap(from_fn(request_log::middleware))
                 .configure(|cfg| http::routes(cfg, metrics_route))
+                .configure(crate::web::routes)
                 .default_service(web::to(http::no_route))
         })
         .listen(listener)?

@@ -17,3 +17,4 @@ pub mod mail;
 pub mod render;
 pub mod state;
 pub mod voucher;
+pub mod web;

@@ -39,10 +39,19 @@ ensure_test_prerequisites() {
   ensure_debian_packages zbar-tools poppler-utils
   ensure_python_module cryptography python3-cryptography
   ensure_python_module aiosmtpd python3-aiosmtpd
+  ensure_browser_test_prerequisites
   local component
   for component in clippy rustfmt; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
   done
+}
+
+# What the browser tests need: Debian's Chromium, and node with npm (a node
+# that brings its own npm, as NodeSource's does, is kept as it is).
+ensure_browser_test_prerequisites() {
+  ensure_debian_packages chromium
+  command -v node >/dev/null || ensure_debian_packages nodejs
+  command -v npm >/dev/null || ensure_debian_packages npm
 }
 
 # A Python module for the independent verifiers: from PyPI for the python3 on

@@ -287,4 +287,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     statements,
     statement_lines,
     statement_extracts,
+    web_sessions,
 );
+
+diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Binary,
+        user_id -> BigInt,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(web_sessions -> users (user_id));

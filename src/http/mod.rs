@@ -37,7 +37,7 @@ pub enum MetricsRoute {
     Elsewhere,
 }
 
-/// Every route of the main listener.
+/// Every route of the API on the main listener (the pages are in `crate::web`).
 pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
     cfg.app_data(web::PayloadConfig::new(json::BODY_LIMIT))
         .app_data(
@@ -123,12 +123,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
     }
 }
 
-/// Anything no route matched.
-pub async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "No resource at {}.",
-        req.path()
-    )))
+/// Anything no route matched: the "not found" page for a browser, else a problem.
+pub async fn no_route(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if crate::web::errors::wants_html(&req) {
+        return crate::web::errors::PageError::NotFound.error_response();
+    }
+    ApiError::not_found(format!("No resource at {}.", req.path())).error_response()
 }
 
 /// Refuses a declared body over the limit before anything reads it.
@@ -168,11 +168,11 @@ pub async fn body_limit(
 pub fn ensure_problem<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // Problems, and the error pages of the web pages, are already what they should be.
+    let is_final = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || v.as_bytes().starts_with(b"text/html")
+    });
+    if is_final {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

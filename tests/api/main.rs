@@ -14,3 +14,4 @@ mod offline;
 mod printing;
 mod redemptions;
 mod statements;
+mod web;

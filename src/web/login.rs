@@ -1,0 +1,214 @@
+//! Logging in and out of the pages, with the accounts of the API.
+//!
+//! The login form has no session yet to hold its anti-forgery token: the
+//! token goes in a cookie of its own and in the form, and both must match.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::errors::{explain, PageError};
+use super::forms::{self, FormErrors, Input, NoFields, Posted};
+use super::layout;
+use super::session::{self, Session, SESSION_COOKIE};
+use crate::domain::accounts;
+use crate::http::problem::ProblemType;
+use crate::state::AppState;
+
+const LOGIN_COOKIE: &str = "passnum_login";
+
+/// The login page, bringing the user back to `next` afterwards.
+pub fn login_url(next: &str) -> String {
+    if next.is_empty() || next == "/" {
+        "/connexion".to_owned()
+    } else {
+        let next: String = url_escape(next);
+        format!("/connexion?suite={next}")
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|pair| pair.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+/// Only a path of this site is a place to go back to, never another site.
+fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+}
+
+/// `/`: the user's home, or the login page.
+pub async fn home(session: Option<Session>) -> HttpResponse {
+    match session {
+        Some(session) => layout::see_other(layout::home_of(session.role())),
+        None => layout::see_other("/connexion"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    suite: Option<String>,
+    deconnecte: Option<String>,
+}
+
+pub async fn form(
+    state: web::Data<AppState>,
+    session: Option<Session>,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
+    if let Some(session) = session {
+        return layout::see_other(layout::home_of(session.role()));
+    }
+    let notice = query
+        .deconnecte
+        .is_some()
+        .then_some("Vous êtes déconnecté.");
+    login_page(
+        &state,
+        StatusCode::OK,
+        "",
+        safe_next(query.suite.as_deref()),
+        notice,
+        &FormErrors::default(),
+    )
+}
+
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    next: Option<&str>,
+    notice: Option<&str>,
+    errors: &FormErrors,
+) -> HttpResponse {
+    let token = session::random_token();
+    let mut response = layout::respond(
+        status,
+        layout::page(
+            None,
+            "Connexion",
+            login_markup(&token, email, next, notice, errors),
+        ),
+    );
+    let _ = response.add_cookie(&session::cookie(&state.config, LOGIN_COOKIE, token));
+    response
+}
+
+fn login_markup(
+    token: &str,
+    email: &str,
+    next: Option<&str>,
+    notice: Option<&str>,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.narrow {
+            h1 { "Connexion" }
+            p.lead { "Connectez-vous avec le compte que l'opérateur du Pass numérique vous a ouvert." }
+            @if let Some(notice) = notice {
+                div.alert.alert--info role="status" { p { (notice) } }
+            }
+            (errors.summary())
+            form.form method="post" action="/connexion" novalidate {
+                (forms::token_field(token))
+                @if let Some(next) = next {
+                    input type="hidden" name="suite" value=(next);
+                }
+                (Input::text("email", "Adresse e-mail", email).kind("email").autocomplete("username")
+                    .hint("Par exemple : prenom.nom@organisme.fr").render(errors))
+                (Input::text("password", "Mot de passe", "").kind("password").autocomplete("current-password").render(errors))
+                button.button type="submit" { "Se connecter" }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    suite: Option<String>,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let expected = req
+        .cookie(&session::cookie_name(&state.config, LOGIN_COOKIE))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if !forms::carries_token(&body, &expected) {
+        return Err(PageError::Csrf);
+    }
+    let login: LoginForm =
+        serde_urlencoded::from_bytes(&body).map_err(|_| PageError::BadRequest)?;
+    let next = safe_next(login.suite.as_deref());
+    let mut errors = FormErrors::default();
+    if login.email.trim().is_empty() {
+        errors.add("email", "Saisissez votre adresse e-mail.");
+    }
+    if login.password.is_empty() {
+        errors.add("password", "Saisissez votre mot de passe.");
+    }
+    if !errors.is_empty() {
+        return Ok(login_page(
+            &state,
+            errors.status(),
+            &login.email,
+            next,
+            None,
+            &errors,
+        ));
+    }
+    // The direct peer, as for the API: forwarded headers are easy to forge.
+    let client_ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let mut conn = state.pool.get().await?;
+    let account =
+        match accounts::authenticate(&mut conn, &login.email, login.password, &client_ip).await {
+            Ok(account) => account,
+            Err(e) if matches!(e.kind, ProblemType::Unauthorized | ProblemType::RateLimited) => {
+                let errors = FormErrors {
+                    general: Some(match e.kind {
+                        ProblemType::RateLimited => explain(e.kind).to_owned(),
+                        _ => "Adresse e-mail ou mot de passe incorrect.".to_owned(),
+                    }),
+                    fields: Vec::new(),
+                };
+                return Ok(login_page(
+                    &state,
+                    e.kind.status(),
+                    &login.email,
+                    next,
+                    None,
+                    &errors,
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let token = session::open(&mut conn, account.user.id).await?;
+    tracing::info!(user = account.user.id, "web session opened");
+    let mut response = layout::see_other(next.unwrap_or(layout::home_of(account.role())));
+    let _ = response.add_cookie(&session::cookie(&state.config, SESSION_COOKIE, token));
+    let _ = response.add_cookie(&session::removal(&state.config, LOGIN_COOKIE));
+    Ok(response)
+}
+
+pub async fn logout(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    let mut conn = state.pool.get().await?;
+    session::close(&mut conn, &posted.session).await?;
+    let mut response = layout::see_other("/connexion?deconnecte=1");
+    let _ = response.add_cookie(&session::removal(&state.config, SESSION_COOKIE));
+    Ok(response)
+}

@@ -1,0 +1,41 @@
+//! The web pages, in French, on the same server as the API. Each area has its
+//! module; every page calls the same domain functions as the API.
+
+pub mod assets;
+pub mod errors;
+pub mod forms;
+pub mod funder;
+pub mod issuer;
+pub mod layout;
+pub mod login;
+pub mod operator;
+pub mod session;
+pub mod venue;
+
+use actix_web::web;
+
+use errors::PageError;
+
+/// Every page route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/").get(login::home))
+        .service(
+            web::resource("/connexion")
+                .get(login::form)
+                .post(login::submit),
+        )
+        .service(web::resource("/deconnexion").post(login::logout))
+        .service(web::resource("/static/{path:.*}").get(assets::serve))
+        .service(pages("/prescripteur").configure(issuer::routes))
+        .service(pages("/financeur").configure(funder::routes))
+        .service(pages("/operateur").configure(operator::routes))
+        .service(pages("/lieu").configure(venue::routes));
+}
+
+/// A scope of pages: a path that names no object of the user's answers the
+/// HTML "not found" page.
+fn pages(path: &str) -> actix_web::Scope {
+    web::scope(path)
+        .app_data(web::PathConfig::default().error_handler(|_, _| PageError::NotFound.into()))
+        .app_data(web::QueryConfig::default().error_handler(|_, _| PageError::BadRequest.into()))
+}

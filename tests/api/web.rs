@@ -1,0 +1,417 @@
+//! The web pages over HTTP: sessions and their cookie, the anti-forgery token
+//! of every form, another organisation's objects, headers, static files.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+
+use crate::helpers::{new_database, spawn_app, spawn_app_on, test_config, TestApp};
+
+/// A browser, as far as these tests need one: a cookie jar, no redirects followed.
+pub struct Visitor<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The raw `Set-Cookie` header naming `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    /// The value of the first hidden anti-forgery field of the page.
+    pub fn csrf_token(&self) -> String {
+        hidden_value(&self.body, "csrf_token").expect("a form with a csrf_token")
+    }
+}
+
+/// The value of the first input named `name` in a page.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let start = html[..at].rfind("<input")?;
+    let end = at + html[at..].find('>')?;
+    let tag = &html[start..end];
+    let value_at = tag.find("value=\"")? + "value=\"".len();
+    let value_end = value_at + tag[value_at..].find('"')?;
+    Some(tag[value_at..value_end].replace("&amp;", "&"))
+}
+
+impl<'a> Visitor<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Visitor {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        for set in headers.get_all(SET_COOKIE) {
+            let set = set.to_str().expect("an ASCII cookie");
+            let pair = set.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let body = response.text().await.expect("a body");
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(self.app.url(path))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("request sent");
+        self.keep(response).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body = serde_urlencoded::to_string(fields).expect("a form");
+        let response = self
+            .client
+            .post(self.app.url(path))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        self.keep(response).await
+    }
+
+    /// Gets the page holding a form, then posts the form with its token.
+    pub async fn submit(
+        &mut self,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let page = self.get(form_page).await;
+        assert_eq!(page.status, 200, "{form_page}: {}", page.body);
+        let token = page.csrf_token();
+        let mut with_token = vec![("csrf_token", token.as_str())];
+        with_token.extend_from_slice(fields);
+        self.post(action, &with_token).await
+    }
+
+    /// Logs in through the login page with the demo password.
+    pub async fn login(app: &'a TestApp, email: &str) -> Visitor<'a> {
+        let mut visitor = Visitor::new(app);
+        let answer = visitor
+            .submit(
+                "/connexion",
+                "/connexion",
+                &[("email", email), ("password", passnum::demo::PASSWORD)],
+            )
+            .await;
+        assert_eq!(answer.status, 303, "login of {email}: {}", answer.body);
+        visitor
+    }
+}
+
+async fn seeded_app() -> TestApp {
+    let app = spawn_app().await;
+    crate::helpers::fixture(&app).await;
+    app
+}
+
+#[tokio::test]
+async fn logging_in_opens_a_session_in_an_httponly_strict_cookie() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get("/connexion").await;
+    assert_eq!(page.status, 200);
+    let token = page.csrf_token();
+    let answer = visitor
+        .post(
+            "/connexion",
+            &[
+                ("csrf_token", &token),
+                ("email", "prescripteur@demo.passnum.test"),
+                ("password", passnum::demo::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(answer.location(), "/prescripteur/");
+    let cookie = answer
+        .set_cookie("passnum_session")
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert_eq!(app.count("web_sessions").await, 1);
+    // Only the token's digest is stored.
+    let value = visitor.cookies["passnum_session"].clone();
+    let digest = format!("web_sessions WHERE token_hash = sha256(convert_to('{value}', 'UTF8'))");
+    assert_eq!(app.count(&digest).await, 1);
+    let home = visitor.get("/prescripteur/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("prescripteur@demo.passnum.test"));
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_secure_and_host_only() {
+    let mut config = test_config(&new_database().await);
+    config.public_url = "https://pass.example.org".into();
+    let app = spawn_app_on(config).await;
+    crate::helpers::fixture(&app).await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get("/connexion").await;
+    let login_cookie = page
+        .set_cookie("__Host-passnum_login")
+        .expect("a login cookie");
+    assert!(login_cookie.contains("Secure"), "{login_cookie}");
+    let token = page.csrf_token();
+    let answer = visitor
+        .post(
+            "/connexion",
+            &[
+                ("csrf_token", &token),
+                ("email", "financeur@demo.passnum.test"),
+                ("password", passnum::demo::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let cookie = answer
+        .set_cookie("__Host-passnum_session")
+        .expect("a secure session cookie");
+    assert!(
+        cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
+    assert_eq!(visitor.get("/financeur/").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_login_form_refuses_a_post_without_its_token() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::new(&app);
+    visitor.get("/connexion").await;
+    let fields = [
+        ("email", "prescripteur@demo.passnum.test"),
+        ("password", passnum::demo::PASSWORD),
+    ];
+    let answer = visitor.post("/connexion", &fields).await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.headers[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let wrong = [("csrf_token", "not-the-token"), fields[0], fields[1]];
+    assert_eq!(visitor.post("/connexion", &wrong).await.status, 403);
+    assert_eq!(app.count("web_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_in_french_and_counts_as_a_failure() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::new(&app);
+    let answer = visitor
+        .submit(
+            "/connexion",
+            "/connexion",
+            &[
+                ("email", "prescripteur@demo.passnum.test"),
+                ("password", "faux mot de passe"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    assert!(answer
+        .body
+        .contains("Adresse e-mail ou mot de passe incorrect."));
+    assert_eq!(app.count("web_sessions").await, 0);
+    assert_eq!(app.count("login_failures").await, 1);
+}
+
+#[tokio::test]
+async fn logging_out_needs_the_token_and_ends_the_session() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let refused = visitor.post("/deconnexion", &[]).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        visitor.get("/prescripteur/").await.status,
+        200,
+        "still logged in"
+    );
+    let answer = visitor.submit("/prescripteur/", "/deconnexion", &[]).await;
+    assert_eq!(answer.status, 303);
+    assert!(answer
+        .set_cookie("passnum_session")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    assert_eq!(app.count("web_sessions").await, 0);
+    let after = visitor.get("/prescripteur/").await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location(), "/connexion?suite=%2Fprescripteur%2F");
+}
+
+#[tokio::test]
+async fn a_deactivated_user_s_session_stops_working() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    app.sql(
+        "UPDATE users SET deactivated_at = now() WHERE email = 'prescripteur@demo.passnum.test'",
+    )
+    .await;
+    assert_eq!(visitor.get("/prescripteur/").await.status, 303);
+}
+
+#[tokio::test]
+async fn an_expired_session_sends_back_to_the_login_page() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "financeur@demo.passnum.test").await;
+    app.sql("UPDATE web_sessions SET expires_at = now() - interval '1 second'")
+        .await;
+    let answer = visitor.get("/financeur/").await;
+    assert_eq!(answer.status, 303);
+    assert!(answer.location().starts_with("/connexion"));
+}
+
+#[tokio::test]
+async fn after_login_the_user_returns_to_the_page_asked_for_and_never_to_another_site() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::new(&app);
+    let fields = [
+        ("email", "operateur@demo.passnum.test"),
+        ("password", passnum::demo::PASSWORD),
+    ];
+    let mut with = fields.to_vec();
+    with.push(("suite", "/operateur/cles"));
+    let answer = visitor
+        .submit("/connexion?suite=%2Foperateur%2Fcles", "/connexion", &with)
+        .await;
+    assert_eq!(answer.location(), "/operateur/cles");
+    let mut other = Visitor::new(&app);
+    let mut with = fields.to_vec();
+    with.push(("suite", "//evil.example/"));
+    let answer = other.submit("/connexion", "/connexion", &with).await;
+    assert_eq!(answer.location(), "/operateur/");
+}
+
+#[tokio::test]
+async fn pages_of_another_role_are_forbidden() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    for path in ["/financeur/", "/operateur/", "/lieu/"] {
+        let answer = visitor.get(path).await;
+        assert_eq!(answer.status, 403, "{path}");
+        assert!(answer.body.contains("Accès refusé"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_and_are_never_cached() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = visitor.get("/prescripteur/").await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert!(page.body.starts_with("<!DOCTYPE html><html lang=\"fr\">"));
+}
+
+#[tokio::test]
+async fn static_files_are_embedded_versioned_and_cached() {
+    let app = spawn_app().await;
+    let mut visitor = Visitor::new(&app);
+    let login = visitor.get("/connexion").await;
+    let at = login
+        .body
+        .find("/static/app.css?v=")
+        .expect("a versioned stylesheet");
+    let href: String = login.body[at..].chars().take_while(|c| *c != '"').collect();
+    let css = visitor.get(&href).await;
+    assert_eq!(css.status, 200);
+    assert!(css.headers[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert_eq!(
+        css.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(css.body.contains("--primary"));
+    let unversioned = visitor.get("/static/app.css").await;
+    assert_eq!(unversioned.headers["cache-control"], "no-cache");
+    let etag = unversioned.headers["etag"].to_str().unwrap().to_owned();
+    let again = app
+        .client
+        .get(app.url("/static/app.css"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(visitor.get("/static/../Cargo.toml").await.status, 404);
+    assert_eq!(visitor.get("/static/nothing.css").await.status, 404);
+}
+
+#[tokio::test]
+async fn an_unknown_page_is_an_html_page_for_browsers_and_a_problem_for_the_api() {
+    let app = spawn_app().await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get("/nulle-part").await;
+    assert_eq!(page.status, 404);
+    assert!(page.headers[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.body.contains("Page introuvable"));
+    let api = app.get("/nulle-part").await;
+    crate::helpers::expect_problem(api, 404, "not-found").await;
+}

@@ -1,0 +1,61 @@
+// Logging in and out, for every role, and the pages' accessibility.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACCOUNTS, checkAccessibility, launchBrowser, login, newPage, screenshots, startServer,
+} from './lib/harness.mjs';
+
+describe('logging in', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('the login page is accessible, and a wrong password is refused in French', async () => {
+    const page = await newPage(browser);
+    await page.goto(server.url('/'));
+    assert.equal(new URL(page.url()).pathname, '/connexion');
+    await checkAccessibility(page, 'login page');
+    await screenshots(page, 'connexion');
+    await page.getByLabel('Adresse e-mail').fill(ACCOUNTS.issuer);
+    await page.getByLabel('Mot de passe').fill('pas-le-bon-mot-de-passe');
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await assert.doesNotReject(page.getByText('Adresse e-mail ou mot de passe incorrect.').waitFor());
+    await checkAccessibility(page, 'login page with an error');
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await page.getByText('Saisissez votre mot de passe.').first().waitFor();
+    assert.equal(await page.getByLabel('Mot de passe').getAttribute('aria-invalid'), 'true');
+  });
+
+  for (const [role, home] of [['issuer', '/prescripteur/'], ['funder', '/financeur/'], ['operator', '/operateur/'], ['venue', '/lieu/']]) {
+    test(`${role} lands on ${home}, and logging out ends the session`, async () => {
+      const page = await newPage(browser);
+      await login(page, server, ACCOUNTS[role]);
+      assert.equal(new URL(page.url()).pathname, home);
+      await checkAccessibility(page, `${role} home`);
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === 'passnum_session');
+      assert.ok(session, 'a session cookie');
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.sameSite, 'Strict');
+      await page.getByRole('button', { name: 'Se déconnecter' }).click();
+      await page.getByText('Vous êtes déconnecté.').waitFor();
+      await page.goto(server.url(home));
+      assert.equal(new URL(page.url()).pathname, '/connexion');
+    });
+  }
+
+  test('a page of another role is refused', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.issuer);
+    const res = await page.goto(server.url('/operateur/'));
+    assert.equal(res.status(), 403);
+    await checkAccessibility(page, 'forbidden page');
+  });
+});
