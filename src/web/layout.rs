@@ -43,7 +43,12 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/operateur/", "Organisations"),
             ("/operateur/cles", "Clés de signature"),
         ],
-        Role::Venue => &[("/lieu/", "Scanner un coupon")],
+        Role::Venue => &[
+            ("/lieu/", "Scanner un coupon"),
+            ("/lieu/ateliers", "Ateliers"),
+            ("/lieu/releves", "Relevés"),
+            ("/lieu/appareils", "Appareils"),
+        ],
     }
 }
 
@@ -68,6 +73,18 @@ pub fn page_with_scripts(
     content: Markup,
     scripts: &[&str],
 ) -> Markup {
+    page_with_head(session, title, html! {}, content, scripts)
+}
+
+/// A page with more in its `head` (a stylesheet, a web app manifest) and
+/// scripts of its own from `static/`.
+pub fn page_with_head(
+    session: Option<&Session>,
+    title: &str,
+    head: Markup,
+    content: Markup,
+    scripts: &[&str],
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="fr" {
@@ -77,6 +94,7 @@ pub fn page_with_scripts(
                 title { (title) " — " (SERVICE_NAME) }
                 link rel="stylesheet" href=(assets::url("app.css"));
                 link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
+                (head)
                 @for script in scripts {
                     script type="module" src=(assets::url(script)) {}
                 }
@@ -133,10 +151,15 @@ pub fn page_with_scripts(
 /// An HTML answer with the headers every page carries: never cached (pages
 /// show personal and changing data), strict CSP, no sniffing, no framing.
 pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    respond_with_policy(status, markup, CONTENT_SECURITY_POLICY)
+}
+
+/// [`respond`] for a page that needs a content security policy of its own.
+pub fn respond_with_policy(status: StatusCode, markup: Markup, policy: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))

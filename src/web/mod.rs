@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod errors;
+pub mod format;
 pub mod forms;
 pub mod funder;
 pub mod issuer;

@@ -17,7 +17,7 @@ export function qrDetector() {
       }
     }
     const polyfill = await import("../vendor/barcode-detector/ponyfill.js");
-    const wasm = new URL("../vendor/zxing_reader.wasm", import.meta.url).href;
+    const wasm = new URL("../vendor/zxing-wasm/zxing_reader.wasm", import.meta.url).href;
     polyfill.setZXingModuleOverrides({ locateFile: (path, prefix) => (path.endsWith(".wasm") ? wasm : prefix + path) });
     return new polyfill.BarcodeDetector({ formats: ["qr_code"] });
   })();

@@ -197,9 +197,18 @@ async function startCamera() {
     stopCamera = await film($("video"), onCode);
     $("video").hidden = false;
     $("start-camera").hidden = true;
+    $("stop-camera").hidden = false;
   } catch {
     $("camera-error").hidden = false;
   }
+}
+
+function closeCamera() {
+  stopCamera?.();
+  stopCamera = null;
+  $("video").hidden = true;
+  $("start-camera").hidden = false;
+  $("stop-camera").hidden = true;
 }
 
 async function onPhoto() {
@@ -214,13 +223,14 @@ async function onPhoto() {
 
 async function onTyped(event) {
   event.preventDefault();
+  const code = $("typed-code").value;
   next();
-  await onCode($("typed-code").value);
+  await onCode(code);
 }
 
 async function start() {
   const token = await store.getSetting("deviceToken");
-  const venue = Number(document.body.dataset.venue);
+  const venue = Number($("scan-app").dataset.venue);
   $("activation").hidden = Boolean(token);
   $("scanner").hidden = !token;
   if (!token || (await store.getSetting("venueId")) !== venue) {
@@ -234,12 +244,13 @@ async function start() {
     $("duration").value = String(last.duration_minutes);
   }
   await syncNow();
-  document.body.dataset.ready = "true";
+  $("scan-app").dataset.ready = "true";
 }
 
 function wire() {
   $("activation-form").addEventListener("submit", activate);
   $("start-camera").addEventListener("click", startCamera);
+  $("stop-camera").addEventListener("click", closeCamera);
   $("photo").addEventListener("change", onPhoto);
   $("typed").addEventListener("submit", onTyped);
   $("workshop").addEventListener("submit", onRecord);
@@ -248,9 +259,9 @@ function wire() {
   addEventListener("online", syncNow);
   addEventListener("offline", () => showNetwork(false));
   setInterval(syncNow, SYNC_EVERY_MS);
-  addEventListener("pagehide", () => stopCamera?.());
+  addEventListener("pagehide", closeCamera);
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register(document.body.dataset.serviceWorker, { scope: "/lieu/" }).catch(() => {});
+    navigator.serviceWorker.register($("scan-app").dataset.serviceWorker, { scope: "/lieu/" }).catch(() => {});
   }
 }
 

@@ -8,12 +8,20 @@
 const CACHE = `passnum-scan-${VERSION}`;
 const PAGE = "/lieu/";
 
+/** Keeps the scan page itself, unless the answer is not it (a login page after a redirect). */
+async function keepPage(cache, response) {
+  if (response.ok && !response.redirected) await cache.put(PAGE, response);
+}
+
 self.addEventListener("install", (event) => {
   event.waitUntil(
-    caches
-      .open(CACHE)
-      .then((cache) => cache.addAll(ASSETS))
-      .then(() => self.skipWaiting()),
+    (async () => {
+      const cache = await caches.open(CACHE);
+      await cache.addAll(ASSETS);
+      // The page that registered this worker, so the next visit opens offline.
+      await keepPage(cache, await fetch(PAGE)).catch(() => {});
+      await self.skipWaiting();
+    })(),
   );
 });
 
@@ -30,8 +38,7 @@ async function page(request) {
   const cache = await caches.open(CACHE);
   try {
     const response = await fetch(request);
-    // Only the scan page itself, and only a real page (not a redirect to the login).
-    if (response.ok && !response.redirected) await cache.put(PAGE, response.clone());
+    await keepPage(cache, response.clone());
     return response;
   } catch (error) {
     return (await cache.match(PAGE)) ?? Promise.reject(error);

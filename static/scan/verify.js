@@ -5,7 +5,7 @@
 // vendored @noble/ed25519 does. The strictness checks are ours either way,
 // since WebCrypto implementations do not promise them.
 
-import { Point } from "../vendor/noble-ed25519.js";
+import { Point } from "../vendor/@noble/ed25519/index.js";
 import { BODY_LEN, VoucherError } from "./voucher.js";
 
 const TAG = new TextEncoder().encode("passnum-voucher-v1");

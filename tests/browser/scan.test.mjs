@@ -1,0 +1,237 @@
+// The venue's scan page on a phone-sized Chromium: a fake camera films a
+// voucher, photos of others are taken, the network goes away and comes back,
+// a forged QR code is refused on the phone, and the page reopens from the
+// phone's cache when the server is gone. axe-core checks every state.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import QRCode from 'qrcode';
+import {
+  ACCOUNTS, DEMO_PASSWORD, checkAccessibility, launchBrowser, login, newPage, screenshot, startServer,
+} from './lib/harness.mjs';
+
+const PHONE = { width: 390, height: 844 };
+
+async function api(server, method, path, token, body) {
+  const res = await fetch(server.url(path), {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+}
+
+async function tokenOf(server, email) {
+  const res = await api(server, 'POST', '/api/v1/auth/token', null, { email, password: DEMO_PASSWORD });
+  assert.equal(res.status, 200);
+  return res.body.access_token;
+}
+
+/** A book of 5 issued by the demo social worker for someone in Strasbourg. */
+async function issueBook(server, issuer) {
+  const programs = await api(server, 'GET', '/api/v1/programs', issuer);
+  assert.equal(programs.status, 200);
+  const program = (programs.body.items ?? programs.body)[0];
+  const book = await api(server, 'POST', '/api/v1/books', issuer, {
+    program_id: program.id, size: 5, beneficiary: { reference: 'SCAN-TEST', postcode: '67000' },
+  });
+  assert.equal(book.status, 201, JSON.stringify(book.body));
+  return book.body;
+}
+
+/** The printed QR code, as the server renders it. */
+async function printedQr(server, issuer, voucherId) {
+  const res = await fetch(server.url(`/api/v1/vouchers/${voucherId}/qr.png`), { headers: { authorization: `Bearer ${issuer}` } });
+  assert.equal(res.status, 200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/**
+ * A Y4M video of one frame showing `text` as a QR code: what Chromium's fake
+ * camera films (it loops the file).
+ */
+function qrVideo(text, path) {
+  const { modules } = QRCode.create(text, { errorCorrectionLevel: 'Q' });
+  const [width, height, scale, quiet] = [640, 480, 8, 4];
+  const side = (modules.size + 2 * quiet) * scale;
+  const [left, top] = [(width - side) / 2, (height - side) / 2];
+  const luma = Buffer.alloc(width * height, 235);
+  for (let y = 0; y < modules.size; y++) {
+    for (let x = 0; x < modules.size; x++) {
+      if (!modules.get(y, x)) continue;
+      for (let dy = 0; dy < scale; dy++) {
+        const row = (top + (y + quiet) * scale + dy) * width + left + (x + quiet) * scale;
+        luma.fill(16, row, row + scale);
+      }
+    }
+  }
+  const chroma = Buffer.alloc((width / 2) * (height / 2) * 2, 128);
+  writeFileSync(path, Buffer.concat([
+    Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\nFRAME\n`), luma, chroma,
+  ]));
+}
+
+/** The voucher text with one signature symbol changed: well formed, falsely signed. */
+function forge(text) {
+  const at = text.length - 10;
+  const changed = text[at] === '0' ? '1' : '0';
+  return text.slice(0, at) + changed + text.slice(at + 1);
+}
+
+describe('the scan page', () => {
+  let server;
+  let browser;
+  let page;
+  let issuer;
+  let venueToken;
+  let book;
+  let dir;
+
+  const title = () => page.locator('#verdict-title');
+  const verdictIs = async (text) => {
+    await page.locator('#verdict-title', { hasText: text }).waitFor();
+  };
+  const photo = (buffer) => page.setInputFiles('#photo', { name: 'bon.png', mimeType: 'image/png', buffer });
+  const shot = (name) => screenshot(page, name, PHONE.width);
+  const redemptions = async () => (await api(server, 'GET', '/api/v1/redemptions?limit=100', venueToken)).body.items;
+
+  before(async () => {
+    server = await startServer();
+    issuer = await tokenOf(server, ACCOUNTS.issuer);
+    venueToken = await tokenOf(server, ACCOUNTS.venue);
+    book = await issueBook(server, issuer);
+    dir = mkdtempSync(join(tmpdir(), 'passnum-scan-'));
+    const video = join(dir, 'camera.y4m');
+    qrVideo(book.vouchers[0].code, video);
+    browser = await launchBrowser({
+      args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video}`],
+    });
+    page = await newPage(browser, PHONE);
+    await page.context().grantPermissions(['camera'], { origin: server.baseUrl });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a venue user activates the phone as a scanner device', async () => {
+    await login(page, server, ACCOUNTS.venue);
+    assert.equal(new URL(page.url()).pathname, '/lieu/');
+    await page.getByRole('heading', { name: 'Activer ce téléphone' }).waitFor();
+    await checkAccessibility(page, 'scan page, activation');
+    await page.getByLabel('Nom de ce téléphone').fill('Téléphone de test');
+    await page.getByRole('button', { name: 'Activer ce téléphone' }).click();
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    await page.getByText(/^En ligne/).waitFor();
+    await checkAccessibility(page, 'scan page, ready');
+    await shot('scan-ready');
+    const devices = await api(server, 'GET', '/api/v1/devices', venueToken);
+    assert.deepEqual(devices.body.items.map((d) => d.name), ['Téléphone de test']);
+  });
+
+  test('the camera films a voucher: "Valide", the workshop is recorded; filmed again: "Déjà utilisé"', async () => {
+    await page.getByRole('button', { name: 'Ouvrir la caméra' }).click();
+    await verdictIs('Valide — atelier 1 / 5');
+    await checkAccessibility(page, 'scan page, valid voucher');
+    await shot('scan-valid');
+    await page.getByLabel('Thème').selectOption({ label: 'Envoyer et recevoir des e-mails' });
+    await page.getByLabel('Durée').selectOption({ label: '1 heure 30' });
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Atelier enregistré');
+    const [first] = await redemptions();
+    assert.equal(first.voucher_id, book.vouchers[0].voucher_id);
+    assert.equal(first.theme, 'email');
+    assert.equal(first.duration_minutes, 90);
+
+    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await verdictIs('Déjà utilisé');
+    assert.equal(await page.locator('#workshop').isVisible(), false);
+    await checkAccessibility(page, 'scan page, already used');
+    await shot('scan-already-used');
+    await page.getByRole('button', { name: 'Fermer la caméra' }).click();
+    assert.equal((await redemptions()).length, 1);
+  });
+
+  test('offline, a scan is checked on the phone and queued; back online, it is sent and its outcome shown', async () => {
+    const qr = await printedQr(server, issuer, book.vouchers[1].voucher_id);
+    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.context().setOffline(true);
+    await page.getByText(/^Hors connexion/).waitFor();
+    await photo(qr);
+    await verdictIs('Valide — atelier 2 / 5');
+    await page.getByText('Hors connexion : vérifié sur le téléphone').waitFor();
+    await page.getByLabel('Thème').selectOption({ label: 'Faire ses démarches administratives en ligne' });
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
+    await page.getByText('En attente d\'envoi', { exact: true }).waitFor();
+    await checkAccessibility(page, 'scan page, queued offline');
+    await shot('scan-queued');
+    assert.equal((await redemptions()).length, 1, 'nothing reached the server while offline');
+
+    await page.context().setOffline(false);
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
+    await page.getByText('Envoyé : atelier enregistré').waitFor();
+    await page.getByText(/^En ligne/).waitFor();
+    await checkAccessibility(page, 'scan page, sent after reconnecting');
+    await shot('scan-sent');
+    const sent = (await redemptions()).find((r) => r.voucher_id === book.vouchers[1].voucher_id);
+    assert.ok(sent, 'the queued scan is a redemption');
+    assert.equal(sent.theme, 'online_procedures');
+  });
+
+  test('a forged QR code is refused on the phone, with no request sent', async () => {
+    const forged = await QRCode.toBuffer(forge(book.vouchers[2].code), { errorCorrectionLevel: 'Q', margin: 4, scale: 8 });
+    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    const requests = [];
+    const listen = (request) => requests.push(request.url());
+    page.on('request', listen);
+    await photo(forged);
+    await verdictIs('Bon refusé : faux');
+    page.off('request', listen);
+    assert.deepEqual(requests, []);
+    assert.equal(await page.locator('#workshop').isVisible(), false);
+    await checkAccessibility(page, 'scan page, forged voucher');
+    await shot('scan-forged');
+    // The genuine voucher is untouched and still valid.
+    const check = await api(server, 'POST', '/api/v1/vouchers/check', venueToken, { code: book.vouchers[2].code });
+    assert.equal(check.body.redeemable, true);
+  });
+
+  test('a typed code is checked by the server', async () => {
+    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByLabel('Code à taper').fill(book.vouchers[3].typed_code.toLowerCase());
+    await page.getByRole('button', { name: 'Vérifier' }).click();
+    await verdictIs('Valide — atelier 4 / 5');
+    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByLabel('Code à taper').fill('0000-0000-0000-1Z');
+    await page.getByRole('button', { name: 'Vérifier' }).click();
+    await verdictIs('Code illisible');
+    assert.match(await title().textContent(), /Code illisible/);
+  });
+
+  test('with the server gone, the page reopens from the phone and queues the scan', async () => {
+    const qr = await printedQr(server, issuer, book.vouchers[4].voucher_id);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    await server.stop();
+    await page.reload();
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    await photo(qr);
+    await verdictIs('Valide — atelier 5 / 5');
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
+    server = null;
+  });
+});
