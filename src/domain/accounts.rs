@@ -115,6 +115,19 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<User, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("No user {id}.")))
 }
 
+/// The users of an organisation, in id order.
+pub async fn of_organisation(
+    conn: &mut AsyncPgConnection,
+    organisation_id: i64,
+) -> Result<Vec<User>, ApiError> {
+    Ok(users::table
+        .filter(users::organisation_id.eq(organisation_id))
+        .select(User::as_select())
+        .order(users::id)
+        .load(conn)
+        .await?)
+}
+
 /// Deactivates a user: their tokens stop working at their next request.
 pub async fn deactivate(conn: &mut AsyncPgConnection, id: i64) -> Result<User, ApiError> {
     find(conn, id).await?;

@@ -518,6 +518,17 @@ pub async fn present(
     })
 }
 
+/// An issuer's books, optionally only those with a beneficiary reference.
+fn books_of<'a>(issuer: i64, reference: Option<&str>) -> books::BoxedQuery<'a, diesel::pg::Pg> {
+    let mut query = books::table
+        .filter(books::issuer_organisation_id.eq(issuer))
+        .into_boxed();
+    if let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) {
+        query = query.filter(books::beneficiary_reference.eq(reference.to_owned()));
+    }
+    query
+}
+
 /// One page of an issuer's books, newest last, optionally by reference.
 pub async fn list(
     conn: &mut AsyncPgConnection,
@@ -526,17 +537,30 @@ pub async fn list(
     after: i64,
     limit: i64,
 ) -> Result<Vec<BookRow>, ApiError> {
-    let mut query = books::table
-        .filter(books::issuer_organisation_id.eq(issuer))
+    Ok(books_of(issuer, reference)
         .filter(books::id.gt(after))
         .select(BookRow::as_select())
         .order(books::id)
         .limit(limit)
-        .into_boxed();
-    if let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) {
-        query = query.filter(books::beneficiary_reference.eq(reference.to_owned()));
-    }
-    Ok(query.load(conn).await?)
+        .load(conn)
+        .await?)
+}
+
+/// One page of an issuer's books, newest first, before book `before` if given.
+pub async fn list_newest(
+    conn: &mut AsyncPgConnection,
+    issuer: i64,
+    reference: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<BookRow>, ApiError> {
+    Ok(books_of(issuer, reference)
+        .filter(books::id.lt(before.unwrap_or(i64::MAX)))
+        .select(BookRow::as_select())
+        .order(books::id.desc())
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
 /// Revokes a book: its unredeemed vouchers stop being redeemable.

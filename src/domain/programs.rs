@@ -244,6 +244,38 @@ pub async fn find_own(
     find_visible(conn, id, Role::Funder, funder).await
 }
 
+/// An issuer's allocation in a programme, if it has one.
+pub async fn allocation(
+    conn: &mut AsyncPgConnection,
+    program: i32,
+    issuer: i64,
+) -> Result<Option<Allocation>, ApiError> {
+    Ok(allocations::table
+        .filter(allocations::program_id.eq(program))
+        .filter(allocations::issuer_organisation_id.eq(issuer))
+        .select(Allocation::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The allocations of a programme, with each issuer's name, by name.
+pub async fn allocations_of(
+    conn: &mut AsyncPgConnection,
+    program: i32,
+) -> Result<Vec<(Allocation, String)>, ApiError> {
+    use crate::db::schema::organisations;
+    Ok(allocations::table
+        .inner_join(
+            organisations::table.on(organisations::id.eq(allocations::issuer_organisation_id)),
+        )
+        .filter(allocations::program_id.eq(program))
+        .select((Allocation::as_select(), organisations::name))
+        .order(organisations::name)
+        .load(conn)
+        .await?)
+}
+
 async fn has_allocation(
     conn: &mut AsyncPgConnection,
     program: i32,

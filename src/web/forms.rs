@@ -75,9 +75,20 @@ pub struct NoFields {}
 pub struct FormErrors {
     pub general: Option<String>,
     pub fields: Vec<(String, String)>,
+    /// The domain's refusal, when there was one: it sets the status.
+    refusal: Option<ProblemType>,
 }
 
 impl FormErrors {
+    /// An error about the whole form.
+    pub fn general(message: impl Into<String>, refusal: ProblemType) -> Self {
+        FormErrors {
+            general: Some(message.into()),
+            fields: Vec::new(),
+            refusal: Some(refusal),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.general.is_none() && self.fields.is_empty()
     }
@@ -106,7 +117,10 @@ impl FormErrors {
             | ProblemType::Internal => return Err(e.into()),
             _ => {}
         }
-        let mut errors = FormErrors::default();
+        let mut errors = FormErrors {
+            refusal: Some(e.kind),
+            ..FormErrors::default()
+        };
         for failed in &e.errors {
             match fields.iter().find(|(api, _, _)| *api == failed.field) {
                 Some((_, form, message)) => errors.add(form, *message),
@@ -124,7 +138,9 @@ impl FormErrors {
 
     /// The status a form shown again with these errors answers.
     pub fn status(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+        self.refusal
+            .map(ProblemType::status)
+            .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY)
     }
 
     /// The box at the top of a form shown again: what went wrong, with a

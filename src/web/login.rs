@@ -176,16 +176,14 @@ pub async fn submit(
         match accounts::authenticate(&mut conn, &login.email, login.password, &client_ip).await {
             Ok(account) => account,
             Err(e) if matches!(e.kind, ProblemType::Unauthorized | ProblemType::RateLimited) => {
-                let errors = FormErrors {
-                    general: Some(match e.kind {
-                        ProblemType::RateLimited => explain(e.kind).to_owned(),
-                        _ => "Adresse e-mail ou mot de passe incorrect.".to_owned(),
-                    }),
-                    fields: Vec::new(),
+                let message = match e.kind {
+                    ProblemType::RateLimited => explain(e.kind),
+                    _ => "Adresse e-mail ou mot de passe incorrect.",
                 };
+                let errors = FormErrors::general(message, e.kind);
                 return Ok(login_page(
                     &state,
-                    e.kind.status(),
+                    errors.status(),
                     &login.email,
                     next,
                     None,

@@ -415,3 +415,422 @@ async fn an_unknown_page_is_an_html_page_for_browsers_and_a_problem_for_the_api(
     let api = app.get("/nulle-part").await;
     crate::helpers::expect_problem(api, 404, "not-found").await;
 }
+
+impl<'a> Visitor<'a> {
+    /// A session opened directly for `user_id`, as the login form would.
+    pub async fn with_session(app: &'a TestApp, user_id: i64) -> Visitor<'a> {
+        let mut conn = app.state.pool.get().await.unwrap();
+        let token = passnum::web::session::open(&mut conn, user_id)
+            .await
+            .unwrap();
+        let mut visitor = Visitor::new(app);
+        visitor.cookies.insert("passnum_session".into(), token);
+        visitor
+    }
+}
+
+async fn user_id(app: &TestApp, email: &str) -> i64 {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use passnum::db::schema::users;
+    let mut conn = app.state.pool.get().await.unwrap();
+    users::table
+        .filter(users::email.eq(email))
+        .select(users::id)
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Every page route that takes a POST, as its module registers it: the
+/// scope of the module, then each `web::resource` chunk holding `.post(`.
+fn posted_routes() -> Vec<String> {
+    let mut routes = vec!["/connexion".to_owned(), "/deconnexion".to_owned()];
+    for (file, scope) in [
+        ("src/web/issuer.rs", "/prescripteur"),
+        ("src/web/funder.rs", "/financeur"),
+        ("src/web/operator.rs", "/operateur"),
+        ("src/web/venue.rs", "/lieu"),
+    ] {
+        let source = std::fs::read_to_string(file).unwrap();
+        let routes_fn = source
+            .split("pub fn routes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .unwrap_or_default();
+        for chunk in routes_fn.split("web::resource(\"").skip(1) {
+            if chunk.contains(".post(") {
+                let path = chunk.split('"').next().unwrap();
+                routes.push(format!("{scope}{path}"));
+            }
+        }
+    }
+    routes
+}
+
+/// What a forged form is sent to, with ids that exist, for each POST route.
+struct Forms {
+    /// (route pattern, concrete path, account that may use it)
+    cases: Vec<(&'static str, String, &'static str)>,
+}
+
+async fn forms_of_every_page(app: &TestApp) -> Forms {
+    let f = crate::helpers::fixture(app).await;
+    let issuer = &f.tokens[&passnum::auth::Role::Issuer];
+    let book: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/books", issuer)
+        .json(&serde_json::json!({"program_id": f.program_id, "size": 5, "beneficiary": {"reference": "R-1", "postcode": "67100"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let book = book["id"].as_i64().unwrap();
+    let venue = f.org_ids["lieu@demo.passnum.test"];
+    let user = user_id(app, "lieu2@demo.passnum.test").await;
+    let program = f.program_id;
+    let i = "prescripteur@demo.passnum.test";
+    let fu = "financeur@demo.passnum.test";
+    let o = "operateur@demo.passnum.test";
+    Forms {
+        cases: vec![
+            ("/connexion", "/connexion".into(), i),
+            ("/deconnexion", "/deconnexion".into(), i),
+            (
+                "/prescripteur/carnets/nouveau",
+                "/prescripteur/carnets/nouveau".into(),
+                i,
+            ),
+            (
+                "/prescripteur/carnets/{id}/envoyer",
+                format!("/prescripteur/carnets/{book}/envoyer"),
+                i,
+            ),
+            (
+                "/prescripteur/carnets/{id}/revoquer",
+                format!("/prescripteur/carnets/{book}/revoquer"),
+                i,
+            ),
+            (
+                "/prescripteur/carnets/{id}/remplacer",
+                format!("/prescripteur/carnets/{book}/remplacer"),
+                i,
+            ),
+            (
+                "/financeur/programmes/nouveau",
+                "/financeur/programmes/nouveau".into(),
+                fu,
+            ),
+            (
+                "/financeur/programmes/{id}/dotations",
+                format!("/financeur/programmes/{program}/dotations"),
+                fu,
+            ),
+            (
+                "/financeur/programmes/{id}/cloture",
+                format!("/financeur/programmes/{program}/cloture"),
+                fu,
+            ),
+            (
+                "/financeur/programmes/{id}/releves",
+                format!("/financeur/programmes/{program}/releves"),
+                fu,
+            ),
+            (
+                "/financeur/conflits/{id}",
+                "/financeur/conflits/1".into(),
+                fu,
+            ),
+            (
+                "/operateur/organisations/nouvelle",
+                "/operateur/organisations/nouvelle".into(),
+                o,
+            ),
+            (
+                "/operateur/organisations/{id}/habilitation",
+                format!("/operateur/organisations/{venue}/habilitation"),
+                o,
+            ),
+            (
+                "/operateur/organisations/{id}/habilitation/retrait",
+                format!("/operateur/organisations/{venue}/habilitation/retrait"),
+                o,
+            ),
+            (
+                "/operateur/organisations/{id}/utilisateurs",
+                format!("/operateur/organisations/{venue}/utilisateurs"),
+                o,
+            ),
+            (
+                "/operateur/utilisateurs/{id}/desactiver",
+                format!("/operateur/utilisateurs/{user}/desactiver"),
+                o,
+            ),
+            (
+                "/operateur/cles/rotation",
+                "/operateur/cles/rotation".into(),
+                o,
+            ),
+        ],
+    }
+}
+
+/// One number from the database.
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Scalar {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.state.pool.get().await.unwrap();
+    let row: Scalar = diesel::sql_query(format!("SELECT ({sql})::bigint AS n"))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    row.n
+}
+
+/// What every form may change, to prove a refusal changed nothing.
+async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT count(*) FROM books",
+        "SELECT count(*) FROM books WHERE revoked_at IS NOT NULL",
+        "SELECT count(*) FROM book_sends",
+        "SELECT count(*) FROM programs",
+        "SELECT coalesce(sum(allocated_vouchers), 0) FROM programs",
+        "SELECT coalesce(sum(vouchers), 0) FROM allocations",
+        "SELECT count(*) FROM programs WHERE closed_at IS NOT NULL",
+        "SELECT count(*) FROM statements",
+        "SELECT count(*) FROM conflicts WHERE decision IS NOT NULL",
+        "SELECT count(*) FROM organisations",
+        "SELECT count(*) FROM organisations WHERE accredited_until IS NOT NULL",
+        "SELECT count(*) FROM organisations WHERE accreditation_withdrawn_at IS NOT NULL",
+        "SELECT count(*) FROM users",
+        "SELECT count(*) FROM users WHERE deactivated_at IS NOT NULL",
+        "SELECT count(*) FROM signing_keys",
+    ] {
+        rows.push((sql, scalar(app, sql).await));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn every_form_refuses_a_request_without_its_token_and_changes_nothing() {
+    let app = spawn_app().await;
+    let forms = forms_of_every_page(&app).await;
+    // The list covers every POST route the page modules register.
+    let mut covered: Vec<&str> = forms.cases.iter().map(|(pattern, _, _)| *pattern).collect();
+    covered.sort_unstable();
+    let mut registered = posted_routes();
+    registered.sort_unstable();
+    assert_eq!(covered, registered, "a form route lacks its CSRF test");
+
+    let before = snapshot(&app).await;
+    for (pattern, path, email) in &forms.cases {
+        let mut visitor = Visitor::login(&app, email).await;
+        let fields = [
+            ("reason", "forged"),
+            ("revoke_reason", "forged"),
+            ("replace_reason", "forged"),
+            ("email", "forged@example.org"),
+            ("password", passnum::demo::PASSWORD),
+            ("period_end", "2020-01-01"),
+            ("valid_until", "2099-01-01"),
+            ("purpose", "voucher"),
+            ("vouchers", "10"),
+        ];
+        let without = visitor.post(path, &fields).await;
+        assert_eq!(
+            without.status, 403,
+            "{pattern} without a token: {}",
+            without.body
+        );
+        assert!(without.body.contains("Formulaire expiré"), "{pattern}");
+        let mut wrong = fields.to_vec();
+        wrong.push(("csrf_token", "forged-token"));
+        let with_wrong = visitor.post(path, &wrong).await;
+        assert_eq!(with_wrong.status, 403, "{pattern} with a wrong token");
+        // Another session's token is no better.
+        let mut other = Visitor::login(&app, email).await;
+        let their_csrf = other
+            .get(passnum::web::layout::home_of(role_of(email)))
+            .await
+            .csrf_token();
+        let mut stolen = fields.to_vec();
+        stolen.push(("csrf_token", &their_csrf));
+        let with_theirs = visitor.post(path, &stolen).await;
+        assert_eq!(
+            with_theirs.status, 403,
+            "{pattern} with another session's token"
+        );
+    }
+    assert_eq!(before, snapshot(&app).await);
+}
+
+fn role_of(email: &str) -> passnum::auth::Role {
+    use passnum::auth::Role;
+    match email.split('@').next().unwrap() {
+        "prescripteur" => Role::Issuer,
+        "financeur" => Role::Funder,
+        "operateur" => Role::Operator,
+        _ => Role::Venue,
+    }
+}
+
+#[tokio::test]
+async fn every_post_form_of_every_page_carries_the_session_token() {
+    let app = spawn_app().await;
+    let forms = forms_of_every_page(&app).await;
+    let mut pages: Vec<(String, &str)> = Vec::new();
+    for (_, path, email) in &forms.cases {
+        // The page that shows each form: the path without its action.
+        let page = path
+            .trim_end_matches("/envoyer")
+            .trim_end_matches("/revoquer")
+            .trim_end_matches("/remplacer")
+            .trim_end_matches("/dotations")
+            .trim_end_matches("/cloture")
+            .trim_end_matches("/releves")
+            .trim_end_matches("/habilitation/retrait")
+            .trim_end_matches("/habilitation")
+            .trim_end_matches("/utilisateurs")
+            .trim_end_matches("/rotation")
+            .to_owned();
+        let shown_elsewhere = page.contains("desactiver")
+            || page.starts_with("/financeur/conflits/")
+            || page == "/deconnexion"
+            || page == "/connexion";
+        if !shown_elsewhere {
+            pages.push((page, email));
+        }
+    }
+    for (page, email) in pages {
+        let mut visitor = Visitor::login(&app, email).await;
+        let answer = visitor.get(&page).await;
+        assert_eq!(answer.status, 200, "{page}");
+        let token = visitor_token(&answer.body);
+        for form in answer.body.split("<form").skip(1) {
+            let form = form.split("</form>").next().unwrap();
+            if form.contains("method=\"post\"") {
+                assert!(
+                    form.contains(&format!("name=\"csrf_token\" value=\"{token}\"")),
+                    "a form of {page} lacks the session's token: {form}"
+                );
+            }
+        }
+    }
+}
+
+fn visitor_token(body: &str) -> String {
+    hidden_value(body, "csrf_token").expect("a token on the page")
+}
+
+#[tokio::test]
+async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
+    let app = spawn_app().await;
+    let f = crate::helpers::fixture(&app).await;
+    use passnum::auth::Role;
+    // The demo issuer's book, and a statement of the demo programme.
+    let book: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/books", &f.tokens[&Role::Issuer])
+        .json(&serde_json::json!({"program_id": f.program_id, "size": 5, "beneficiary": {"reference": "R-1", "postcode": "67100"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let book = book["id"].as_i64().unwrap();
+    let statement: serde_json::Value = app
+        .with_token(
+            reqwest::Method::POST,
+            &format!("/api/v1/programs/{}/statements", f.program_id),
+            &f.tokens[&Role::Funder],
+        )
+        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statement = statement["id"].as_i64().unwrap();
+    let program = f.program_id;
+
+    let before = snapshot(&app).await;
+    let other_issuer = user_id(&app, "autre-prescripteur@example.org").await;
+    let mut visitor = Visitor::with_session(&app, other_issuer).await;
+    let token = visitor.get("/prescripteur/").await.csrf_token();
+    for path in [
+        format!("/prescripteur/carnets/{book}"),
+        format!("/prescripteur/carnets/{book}/pdf"),
+        "/prescripteur/carnets/999999".into(),
+        "/prescripteur/carnets/pas-un-nombre".into(),
+    ] {
+        let answer = visitor.get(&path).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(answer.body.contains("Page introuvable"), "{path}");
+        assert!(!answer.body.contains("R-1"), "{path} shows the book");
+    }
+    for action in ["envoyer", "revoquer", "remplacer"] {
+        let path = format!("/prescripteur/carnets/{book}/{action}");
+        let answer = visitor
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("revoke_reason", "x"),
+                    ("replace_reason", "x"),
+                    ("email", "a@b.fr"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+    // The issuer's list shows only its own books.
+    assert!(!visitor
+        .get("/prescripteur/")
+        .await
+        .body
+        .contains(&format!("N° {book}<")));
+
+    let other_funder = user_id(&app, "autre-financeur@example.org").await;
+    let mut visitor = Visitor::with_session(&app, other_funder).await;
+    let token = visitor.get("/financeur/").await.csrf_token();
+    for path in [
+        format!("/financeur/programmes/{program}"),
+        format!("/financeur/releves/{statement}"),
+        format!("/financeur/releves/{statement}/csv"),
+    ] {
+        let answer = visitor.get(&path).await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+    for path in [
+        format!("/financeur/programmes/{program}/dotations"),
+        format!("/financeur/programmes/{program}/cloture"),
+        format!("/financeur/programmes/{program}/releves"),
+        "/financeur/conflits/999999".into(),
+    ] {
+        let answer = visitor
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("issuer", "1"),
+                    ("vouchers", "5"),
+                    ("period_end", "2020-01-01"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+    assert!(!visitor
+        .get("/financeur/")
+        .await
+        .body
+        .contains(passnum::demo::PROGRAM_NAME));
+    assert_eq!(before, snapshot(&app).await);
+}

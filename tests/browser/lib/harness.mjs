@@ -218,3 +218,26 @@ export async function screenshot(page, name, width) {
 export async function screenshots(page, name) {
   return [await screenshot(page, name, 390), await screenshot(page, name, 1280)];
 }
+
+/** A bearer token for a demo account, from the API. */
+export async function apiToken(server, email) {
+  const res = await fetch(server.url('/api/v1/auth/token'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: DEMO_PASSWORD }),
+  });
+  if (!res.ok) throw new Error(`login of ${email}: ${res.status} ${await res.text()}`);
+  return (await res.json()).access_token;
+}
+
+/** Calls the API as `token`; resolves to the parsed JSON answer, throws on an error status. */
+export async function api(server, token, method, path, body) {
+  const res = await fetch(server.url(path), {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}

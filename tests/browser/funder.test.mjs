@@ -1,0 +1,79 @@
+// The funder: sees the programme's money, allocates, closes a statement,
+// downloads it; every page passes axe-core.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACCOUNTS, api, apiToken, checkAccessibility, launchBrowser, login, newPage, screenshots, startServer,
+} from './lib/harness.mjs';
+
+describe('funder', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    // A book issued and two of its vouchers used, through the API.
+    const issuer = await apiToken(server, ACCOUNTS.issuer);
+    const venue = await apiToken(server, ACCOUNTS.venue);
+    const [program] = (await api(server, issuer, 'GET', '/api/v1/programs')).items;
+    const book = await api(server, issuer, 'POST', '/api/v1/books', {
+      program_id: program.id, size: 10, beneficiary: { reference: 'F-1', postcode: '67100' },
+    });
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
+    for (const voucher of book.vouchers.slice(0, 2)) {
+      await api(server, venue, 'POST', '/api/v1/redemptions', {
+        code: voucher.code, workshop: { theme: 'email', held_on: today, duration_minutes: 90 },
+      });
+    }
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('closes a statement and downloads it', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.funder);
+    await page.getByRole('cell', { name: '40,00 €' }).waitFor();
+    await checkAccessibility(page, 'programmes');
+    await screenshots(page, 'financeur-programmes');
+
+    await page.locator('tbody th a').first().click();
+    await page.waitForURL(/\/financeur\/programmes\/\d+$/);
+    await checkAccessibility(page, 'programme page');
+    await screenshots(page, 'financeur-programme');
+
+    await page.getByLabel('Nombre de coupons à ajouter').fill('50');
+    await page.getByRole('button', { name: 'Allouer' }).click();
+    await page.waitForURL(/\?fait=dotation$/);
+    await page.getByText('La dotation est enregistrée.').waitFor();
+
+    await page.getByRole('button', { name: 'Clore et signer le relevé' }).click();
+    await page.waitForURL(/\/financeur\/releves\/\d+\?fait=clos$/);
+    await page.getByText('Le relevé est clos et signé.').waitFor();
+    await page.getByRole('row').filter({ hasText: '40,00 €' }).first().waitFor();
+    await checkAccessibility(page, 'statement page');
+    await screenshots(page, 'financeur-releve');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Télécharger le CSV signé' }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^releve-\d+\.csv$/);
+    const csv = await new Promise((resolveCsv, reject) => {
+      download.createReadStream().then((stream) => {
+        const chunks = [];
+        stream.on('data', (c) => chunks.push(c));
+        stream.on('end', () => resolveCsv(Buffer.concat(chunks).toString('utf8')));
+        stream.on('error', reject);
+      }, reject);
+    });
+    const lines = csv.replace(/^\uFEFF/, '').trimEnd().split('\r\n');
+    assert.equal(lines[0], 'statement_number;redemption_id;redeemed_at;venue_siret;venue_name;voucher_id;position;theme;held_on;amount_cents');
+    assert.equal(lines.length, 3, csv);
+
+    await page.getByRole('link', { name: 'Conflits', exact: true }).click();
+    await page.getByText('Aucun conflit en attente.').waitFor();
+    await checkAccessibility(page, 'conflicts');
+  });
+});

@@ -1,0 +1,80 @@
+// The social worker: issues a book, prints it (the PDF), finds it again,
+// replaces it; every page passes axe-core.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACCOUNTS, checkAccessibility, launchBrowser, login, newPage, screenshots, startServer,
+} from './lib/harness.mjs';
+
+describe('social worker', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('issues a book, downloads its PDF, finds it by reference, replaces it', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.issuer);
+    await page.getByRole('link', { name: 'Émettre un carnet' }).first().click();
+    await page.waitForURL('**/prescripteur/carnets/nouveau');
+    await checkAccessibility(page, 'issue form');
+
+    // A form with mistakes comes back with its errors tied to the fields.
+    await page.getByRole('button', { name: 'Émettre le carnet' }).click();
+    await page.getByRole('alert').waitFor();
+    const reference = page.getByLabel('Référence du bénéficiaire');
+    assert.equal(await reference.getAttribute('aria-invalid'), 'true');
+    await checkAccessibility(page, 'issue form with errors');
+    await screenshots(page, 'prescripteur-emission-erreurs');
+
+    await reference.fill('DOSSIER-2026-0042');
+    await page.getByLabel('Code postal du bénéficiaire').fill('67100');
+    await page.getByLabel('10 coupons').check();
+    await page.getByRole('button', { name: 'Émettre le carnet' }).click();
+    await page.waitForURL(/\/prescripteur\/carnets\/\d+\?fait=emis$/);
+    await page.getByText('Le carnet est émis.').waitFor();
+    assert.equal(await page.getByRole('row').filter({ hasText: 'Valable' }).count(), 10);
+    await checkAccessibility(page, 'book page');
+    await screenshots(page, 'prescripteur-carnet');
+
+    // "Imprimer (PDF)": the printable book, for this session only.
+    const href = await page.getByRole('link', { name: 'Imprimer (PDF)' }).getAttribute('href');
+    const pdf = await page.request.get(new URL(href, page.url()).href);
+    assert.equal(pdf.status(), 200);
+    assert.equal(pdf.headers()['content-type'], 'application/pdf');
+    const bytes = await pdf.body();
+    assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-');
+    assert.ok(bytes.length > 10_000, `a whole book, not ${bytes.length} bytes`);
+    const bookUrl = page.url().replace(/\?.*$/, '');
+
+    // The list: the book, with its progress; the search finds it.
+    await page.getByRole('link', { name: 'Carnets', exact: true }).click();
+    await page.waitForURL('**/prescripteur/');
+    await page.getByRole('cell', { name: '0 / 10' }).first().waitFor();
+    await checkAccessibility(page, 'book list');
+    await screenshots(page, 'prescripteur-carnets');
+    await page.getByLabel('Référence du bénéficiaire').fill('DOSSIER-2026-0042');
+    await page.getByRole('button', { name: 'Rechercher' }).click();
+    await page.waitForURL(/reference=DOSSIER-2026-0042/);
+    assert.equal(await page.locator('tbody tr').count(), 1);
+
+    // Lost: replaced by a new book, the old one revoked.
+    await page.goto(bookUrl);
+    await page.getByLabel('Motif du remplacement').fill('carnet perdu');
+    await page.getByRole('button', { name: 'Remplacer le carnet' }).click();
+    await page.waitForURL(/\?fait=remplace$/);
+    assert.notEqual(page.url().replace(/\?.*$/, ''), bookUrl);
+    await page.getByText('Ce carnet remplace le').waitFor();
+    await checkAccessibility(page, 'replacement book');
+    await page.goto(bookUrl);
+    await page.getByText('Remplacé par le').waitFor();
+    assert.equal(await page.getByRole('row').filter({ hasText: 'Révoqué' }).count(), 10);
+    await checkAccessibility(page, 'replaced book');
+  });
+});
