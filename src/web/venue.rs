@@ -158,8 +158,18 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
             }
         }
     };
-    let markup = layout::page_with_head(Some(&session), "Scanner un bon", head, content, &["scan/page.js"]);
-    Ok(layout::respond_with_policy(StatusCode::OK, markup, SCAN_CONTENT_SECURITY_POLICY))
+    let markup = layout::page_with_head(
+        Some(&session),
+        "Scanner un bon",
+        head,
+        content,
+        &["scan/page.js"],
+    );
+    Ok(layout::respond_with_policy(
+        StatusCode::OK,
+        markup,
+        SCAN_CONTENT_SECURITY_POLICY,
+    ))
 }
 
 /// An instant as the venue's wall clock showed it.
@@ -204,7 +214,10 @@ pub async fn service_worker() -> Result<HttpResponse, PageError> {
         .collect();
     let worker = assets::contents("scan/sw.js").ok_or(PageError::NotFound)?;
     digest.update(&worker);
-    let version: String = digest.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let version: String = digest.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let head = format!(
         "const VERSION = {};\nconst ASSETS = {};\n",
         serde_json::Value::from(version),
@@ -315,8 +328,18 @@ pub async fn redemption_list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Venue)?;
-    let notice = query.annule.map(|id| format!("L'atelier n° {id} est annulé : le bon peut servir de nouveau."));
-    redemptions_page(&state, &session, query.avant, notice.as_deref(), None, StatusCode::OK).await
+    let notice = query
+        .annule
+        .map(|id| format!("L'atelier n° {id} est annulé : le bon peut servir de nouveau."));
+    redemptions_page(
+        &state,
+        &session,
+        query.avant,
+        notice.as_deref(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn redemptions_page(
@@ -330,7 +353,8 @@ async fn redemptions_page(
     let venue = session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
     let rows =
-        redemptions::recent_for_venue(&mut conn, venue.organisation.id, before, PAGE_SIZE + 1).await?;
+        redemptions::recent_for_venue(&mut conn, venue.organisation.id, before, PAGE_SIZE + 1)
+            .await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     let window = Duration::hours(state.config.cancel_window_hours);
@@ -427,14 +451,26 @@ pub async fn cancel(
     match redemptions::cancel(&mut conn, venue, &redemption, &posted.form.reason, window).await {
         Ok(_) => Ok(layout::see_other(&format!("/lieu/ateliers?annule={}", *id))),
         Err(e) => {
-            let errors = FormErrors::from_refusal(e, &[("reason", "reason", "Donnez le motif de l'annulation.")])?;
+            let status = e.kind.status();
+            let errors = FormErrors::from_refusal(
+                e,
+                &[("reason", "reason", "Donnez le motif de l'annulation.")],
+            )?;
             let message = errors
                 .fields
                 .first()
                 .map(|(_, m)| m.clone())
                 .or(errors.general.clone())
                 .unwrap_or_default();
-            redemptions_page(&state, &posted.session, None, None, Some((*id, &message)), errors.status()).await
+            redemptions_page(
+                &state,
+                &posted.session,
+                None,
+                None,
+                Some((*id, &message)),
+                status,
+            )
+            .await
         }
     }
 }
@@ -499,14 +535,18 @@ pub async fn statement_csv(
 ) -> Result<HttpResponse, PageError> {
     let venue = session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
-    let scope = statements::viewer_scope(&mut conn, *id, Role::Venue, venue.organisation.id).await?;
+    let scope =
+        statements::viewer_scope(&mut conn, *id, Role::Venue, venue.organisation.id).await?;
     let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"releve-{}-lieu-{}.csv\"", *id, venue.organisation.id),
+            format!(
+                "attachment; filename=\"releve-{}-lieu-{}.csv\"",
+                *id, venue.organisation.id
+            ),
         ))
         .body(bytes))
 }
