@@ -74,15 +74,24 @@ const DURATIONS: &[(i32, &str)] = &[
     (240, "4 heures"),
 ];
 
+/// The venue's stylesheet, on top of the layout's.
+fn venue_head() -> Markup {
+    html! { link rel="stylesheet" href=(assets::url("scan/scan.css")); }
+}
+
 fn venue_page(session: &Session, title: &str, content: Markup) -> HttpResponse {
-    layout::ok(layout::page(Some(session), title, content))
+    layout::ok(venue_markup(session, title, content))
+}
+
+fn venue_markup(session: &Session, title: &str, content: Markup) -> Markup {
+    layout::page_with_head(Some(session), title, venue_head(), content, &[])
 }
 
 /// The page venue staff keep on their phone's home screen.
 pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
     let venue = session.require(Role::Venue)?;
     let head = html! {
-        link rel="stylesheet" href=(assets::url("scan/scan.css"));
+        (venue_head())
         link rel="manifest" href=(assets::url("scan/manifest.webmanifest"));
         meta name="theme-color" content="#1d4f73";
         link rel="apple-touch-icon" href=(assets::url("scan/icon-192.png"));
@@ -268,32 +277,22 @@ pub async fn device_list(
             @if list.is_empty() {
                 p { "Aucun appareil. Ouvrez « Scanner un coupon » sur le téléphone pour l'activer." }
             } @else {
-                div.table-wrap {
-                    table {
-                        caption.visually-hidden { "Appareils de scan" }
-                        thead { tr { th scope="col" { "Nom" } th scope="col" { "Activé le" } th scope="col" { "État" } th scope="col" { span.visually-hidden { "Action" } } } }
-                        tbody {
-                            @for device in &list {
-                                tr {
-                                    td { (device.name) }
-                                    td { (when(device.created_at)) }
-                                    td {
-                                        @match device.revoked_at {
-                                            Some(at) => span.badge.badge--revoked { "Retiré le " (when(at)) },
-                                            None => span.badge.badge--valid { "Actif" },
+                ul.cards aria-label="Appareils de scan" {
+                    @for device in &list {
+                        li.card {
+                            h2.card__title { (device.name) }
+                            p.muted { "Activé le " (when(device.created_at)) }
+                            @match device.revoked_at {
+                                Some(at) => p { span.badge.badge--revoked { "Retiré le " (when(at)) } },
+                                None => {
+                                    p { span.badge.badge--valid { "Actif" } }
+                                    form method="post" action={ "/lieu/appareils/" (device.id) "/retirer" } {
+                                        (forms::csrf_field(&session))
+                                        button.button.button--danger.button--small type="submit" {
+                                            "Retirer" span.visually-hidden { " « " (device.name) " »" }
                                         }
                                     }
-                                    td {
-                                        @if device.revoked_at.is_none() {
-                                            form method="post" action={ "/lieu/appareils/" (device.id) "/retirer" } {
-                                                (forms::csrf_field(&session))
-                                                button.button.button--danger.button--small type="submit" {
-                                                    "Retirer" span.visually-hidden { " « " (device.name) " »" }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+                                },
                             }
                         }
                     }
@@ -359,8 +358,8 @@ async fn redemptions_page(
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
     let window = Duration::hours(state.config.cancel_window_hours);
     let now = Utc::now();
-    let markup = layout::page(
-        Some(session),
+    let markup = venue_markup(
+        session,
         "Ateliers enregistrés",
         html! {
             h1 { "Ateliers enregistrés" }
@@ -377,23 +376,15 @@ async fn redemptions_page(
             @if rows.is_empty() {
                 p { "Aucun atelier enregistré pour l'instant." }
             } @else {
-                div.table-wrap {
-                    table {
-                        caption.visually-hidden { "Ateliers enregistrés, du plus récent au plus ancien" }
-                        thead { tr {
-                            th scope="col" { "N°" } th scope="col" { "Enregistré le" } th scope="col" { "Atelier" }
-                            th.num scope="col" { "Montant" } th scope="col" { "État" }
-                        } }
-                        tbody {
-                            @for r in rows {
-                                tr {
-                                    td { (r.id) }
-                                    td { (when(r.redeemed_at)) }
-                                    td { (theme_label(&r.theme)) br; span.muted { "le " (format::date(r.held_on)) ", " (duration(r.duration_minutes)) } }
-                                    td.num { (format::euros(r.face_value_cents)) }
-                                    td { (state_cell(session, r, now - r.redeemed_at <= window)) }
-                                }
+                ul.cards aria-label="Ateliers enregistrés, du plus récent au plus ancien" {
+                    @for r in rows {
+                        li.card {
+                            h2.card__title { (theme_label(&r.theme)) }
+                            p.muted {
+                                "Atelier n° " (r.id) " du " (format::date(r.held_on)) ", " (duration(r.duration_minutes))
+                                br; "enregistré le " (when(r.redeemed_at)) " · " (format::euros(r.face_value_cents))
                             }
+                            (state_cell(session, r, now - r.redeemed_at <= window))
                         }
                     }
                 }
@@ -491,31 +482,23 @@ pub async fn statement_list(
             @if list.is_empty() {
                 p { "Aucun relevé ne vous concerne pour l'instant." }
             } @else {
-                div.table-wrap {
-                    table {
-                        caption.visually-hidden { "Relevés signés de votre lieu" }
-                        thead { tr {
-                            th scope="col" { "Relevé" } th scope="col" { "Période" } th.num scope="col" { "Ateliers" }
-                            th.num scope="col" { "Montant" } th scope="col" { "Extrait signé" }
-                        } }
-                        tbody {
-                            @for s in &list {
-                                tr {
-                                    td { "n° " (s.number) br; span.muted { "programme " (s.program_id) } }
-                                    td { "du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
-                                    td.num { (s.total_count) }
-                                    td.num { (format::euros(s.total_cents)) }
-                                    td {
-                                        a href={ "/lieu/releves/" (s.id) "/csv" } download { "Télécharger (CSV)" span.visually-hidden { " le relevé n° " (s.number) } }
-                                        details {
-                                            summary { "Empreinte et signature" }
-                                            dl.facts {
-                                                dt { "SHA-256" } dd.code { (s.sha256) }
-                                                dt { "Clé" } dd.code { (s.kid) }
-                                                dt { "Signature" } dd.code { (s.signature) }
-                                            }
-                                        }
-                                    }
+                ul.cards aria-label="Relevés signés de votre lieu" {
+                    @for s in &list {
+                        li.card {
+                            h2.card__title { "Relevé n° " (s.number) }
+                            p.muted { "Programme " (s.program_id) ", du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
+                            p { strong { (s.total_count) " atelier" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
+                            p {
+                                a href={ "/lieu/releves/" (s.id) "/csv" } download {
+                                    "Télécharger l'extrait signé (CSV)" span.visually-hidden { " du relevé n° " (s.number) }
+                                }
+                            }
+                            details {
+                                summary { "Empreinte et signature" span.visually-hidden { " du relevé n° " (s.number) } }
+                                dl.facts {
+                                    dt { "SHA-256" } dd.code { (s.sha256) }
+                                    dt { "Clé" } dd.code { (s.kid) }
+                                    dt { "Signature" } dd.code { (s.signature) }
                                 }
                             }
                         }

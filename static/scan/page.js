@@ -99,11 +99,11 @@ async function onRecord(event) {
   $("record").disabled = true;
   try {
     const done = await scanner.record(verdict, workshop);
-    const where = `atelier ${verdict.voucher.position} / ${verdict.voucher.bookSize}`;
+    const where = `Atelier ${verdict.voucher.position} / ${verdict.voucher.bookSize}`;
     if (done.recorded === "redeemed") {
-      showRecorded("Atelier enregistré", `Bon ${where}, enregistré à ${time(done.receipt.redeemed_at)}.`, true);
+      showRecorded("Atelier enregistré", `${where}, enregistré à ${time(done.receipt.redeemed_at)}.`, true);
     } else if (done.recorded === "queued") {
-      showRecorded("Enregistré sur le téléphone", `Bon ${where} : il sera envoyé dès le retour du réseau.`, true);
+      showRecorded("Enregistré sur le téléphone", `${where} : il sera envoyé dès le retour du réseau.`, true);
     } else {
       const [title, detail] = refusal(done.problem);
       const when = done.body?.redeemed_at ? ` Utilisé le ${dateTime(done.body.redeemed_at)}.` : "";

@@ -5,45 +5,23 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import QRCode from 'qrcode';
 import {
-  ACCOUNTS, DEMO_PASSWORD, checkAccessibility, launchBrowser, login, newPage, screenshot, startServer,
+  ACCOUNTS, api, apiToken, checkAccessibility, launchBrowser, login, newPage, screenshot, startServer,
 } from './lib/harness.mjs';
 
 const PHONE = { width: 390, height: 844 };
 
-async function api(server, method, path, token, body) {
-  const res = await fetch(server.url(path), {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
-}
-
-async function tokenOf(server, email) {
-  const res = await api(server, 'POST', '/api/v1/auth/token', null, { email, password: DEMO_PASSWORD });
-  assert.equal(res.status, 200);
-  return res.body.access_token;
-}
-
 /** A book of 5 issued by the demo social worker for someone in Strasbourg. */
 async function issueBook(server, issuer) {
-  const programs = await api(server, 'GET', '/api/v1/programs', issuer);
-  assert.equal(programs.status, 200);
-  const program = (programs.body.items ?? programs.body)[0];
-  const book = await api(server, 'POST', '/api/v1/books', issuer, {
+  const programs = await api(server, issuer, 'GET', '/api/v1/programs');
+  const program = (programs.items ?? programs)[0];
+  return api(server, issuer, 'POST', '/api/v1/books', {
     program_id: program.id, size: 5, beneficiary: { reference: 'SCAN-TEST', postcode: '67000' },
   });
-  assert.equal(book.status, 201, JSON.stringify(book.body));
-  return book.body;
 }
 
 /** The printed QR code, as the server renders it. */
@@ -85,6 +63,12 @@ function forge(text) {
   return text.slice(0, at) + changed + text.slice(at + 1);
 }
 
+/** Nothing makes the page scroll sideways at phone width. */
+async function fitsThePhone(page) {
+  const [scrollWidth, width] = await page.evaluate(() => [document.documentElement.scrollWidth, innerWidth]);
+  assert.ok(scrollWidth <= width, `${page.url()} is ${scrollWidth} px wide on a ${width} px screen`);
+}
+
 describe('the scan page', () => {
   let server;
   let browser;
@@ -99,13 +83,16 @@ describe('the scan page', () => {
     await page.locator('#verdict-title', { hasText: text }).waitFor();
   };
   const photo = (buffer) => page.setInputFiles('#photo', { name: 'bon.png', mimeType: 'image/png', buffer });
-  const shot = (name) => screenshot(page, name, PHONE.width);
-  const redemptions = async () => (await api(server, 'GET', '/api/v1/redemptions?limit=100', venueToken)).body.items;
+  const shot = async (name) => {
+    await fitsThePhone(page);
+    return screenshot(page, name, PHONE.width);
+  };
+  const redemptions = async () => (await api(server, venueToken, 'GET', '/api/v1/redemptions?limit=100')).items;
 
   before(async () => {
     server = await startServer();
-    issuer = await tokenOf(server, ACCOUNTS.issuer);
-    venueToken = await tokenOf(server, ACCOUNTS.venue);
+    issuer = await apiToken(server, ACCOUNTS.issuer);
+    venueToken = await apiToken(server, ACCOUNTS.venue);
     book = await issueBook(server, issuer);
     dir = mkdtempSync(join(tmpdir(), 'passnum-scan-'));
     const video = join(dir, 'camera.y4m');
@@ -134,8 +121,8 @@ describe('the scan page', () => {
     await page.getByText(/^En ligne/).waitFor();
     await checkAccessibility(page, 'scan page, ready');
     await shot('scan-ready');
-    const devices = await api(server, 'GET', '/api/v1/devices', venueToken);
-    assert.deepEqual(devices.body.items.map((d) => d.name), ['Téléphone de test']);
+    const devices = await api(server, venueToken, 'GET', '/api/v1/devices');
+    assert.deepEqual(devices.items.map((d) => d.name), ['Téléphone de test']);
   });
 
   test('the camera films a voucher: "Valide", the workshop is recorded; filmed again: "Déjà utilisé"', async () => {
@@ -203,8 +190,8 @@ describe('the scan page', () => {
     await checkAccessibility(page, 'scan page, forged voucher');
     await shot('scan-forged');
     // The genuine voucher is untouched and still valid.
-    const check = await api(server, 'POST', '/api/v1/vouchers/check', venueToken, { code: book.vouchers[2].code });
-    assert.equal(check.body.redeemable, true);
+    const check = await api(server, venueToken, 'POST', '/api/v1/vouchers/check', { code: book.vouchers[2].code });
+    assert.equal(check.redeemable, true);
   });
 
   test('a typed code is checked by the server', async () => {
@@ -217,6 +204,46 @@ describe('the scan page', () => {
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Code illisible');
     assert.match(await title().textContent(), /Code illisible/);
+  });
+
+  test("the venue's pages: its workshops (cancelled within the window), statements and devices", async () => {
+    const pages = await newPage(browser, PHONE);
+    await login(pages, server, ACCOUNTS.venue);
+    await pages.getByRole('link', { name: 'Ateliers' }).click();
+    await pages.getByRole('heading', { name: 'Ateliers enregistrés' }).waitFor();
+    await checkAccessibility(pages, 'venue workshops');
+    await fitsThePhone(pages);
+    await screenshot(pages, 'venue-workshops', PHONE.width);
+    const [first] = await redemptions();
+    await pages.locator('summary', { hasText: new RegExp(`l'atelier n° ${first.id}$`) }).click();
+    await pages.locator(`#motif-${first.id}`).fill('Bon scanné par erreur');
+    await pages.getByRole('button', { name: `Annuler l'atelier n° ${first.id}`, exact: true }).click();
+    await pages.getByText(`L'atelier n° ${first.id} est annulé`).waitFor();
+    await checkAccessibility(pages, 'venue workshops after a cancellation');
+    assert.ok((await redemptions()).find((r) => r.id === first.id).cancelled_at);
+
+    const funder = await apiToken(server, ACCOUNTS.funder);
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
+    const statement = await api(server, funder, 'POST', `/api/v1/programs/${book.program_id}/statements`, { period_end: today });
+    await pages.getByRole('link', { name: 'Relevés' }).click();
+    await pages.getByRole('heading', { name: 'Relevés signés' }).waitFor();
+    await pages.getByText(statement.venues[0].sha256, { exact: true }).waitFor({ state: 'attached' });
+    await checkAccessibility(pages, 'venue statements');
+    await fitsThePhone(pages);
+    await screenshot(pages, 'venue-statements', PHONE.width);
+    const [download] = await Promise.all([
+      pages.waitForEvent('download'),
+      pages.getByRole('link', { name: /Télécharger l'extrait signé/ }).click(),
+    ]);
+    const signed = await fetch(server.url(`/api/v1/statements/${statement.id}/csv`), { headers: { authorization: `Bearer ${venueToken}` } });
+    assert.deepEqual(readFileSync(await download.path()), Buffer.from(await signed.arrayBuffer()));
+
+    await pages.getByRole('link', { name: 'Appareils' }).click();
+    await pages.getByRole('heading', { name: 'Téléphone de test' }).waitFor();
+    await checkAccessibility(pages, 'venue devices');
+    await fitsThePhone(pages);
+    await screenshot(pages, 'venue-devices', PHONE.width);
+    await pages.context().close();
   });
 
   test('with the server gone, the page reopens from the phone and queues the scan', async () => {
