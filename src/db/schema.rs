@@ -213,9 +213,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    statement_payments (statement_id, venue_organisation_id) {
+        statement_id -> BigInt,
+        venue_organisation_id -> BigInt,
+        amount_cents -> BigInt,
+        paid_on -> Date,
+        reference -> Text,
+        recorded_at -> Timestamptz,
+        recorded_by_user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    statement_carries (from_statement_id, venue_organisation_id) {
+        from_statement_id -> BigInt,
+        venue_organisation_id -> BigInt,
+        statement_id -> BigInt,
+        amount_cents -> BigInt,
+    }
+}
+
 diesel::joinable!(allocations -> programs (program_id));
 diesel::joinable!(books -> programs (program_id));
 diesel::joinable!(vouchers -> books (book_id));
+diesel::joinable!(statement_extracts -> organisations (venue_organisation_id));
+diesel::joinable!(statements -> programs (program_id));
 
 diesel::table! {
     redemptions (id) {
@@ -287,6 +310,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     statements,
     statement_lines,
     statement_extracts,
+    statement_payments,
+    statement_carries,
     web_sessions,
 );
 

@@ -12,6 +12,7 @@ pub mod programs;
 pub mod purge;
 pub mod redemptions;
 pub mod statements;
+pub mod stats;
 pub mod sync;
 pub mod themes;
 

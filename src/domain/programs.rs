@@ -64,6 +64,11 @@ impl ProgramRow {
     pub fn today(&self) -> NaiveDate {
         super::paris::today_in(self.tz())
     }
+
+    /// The day it was created, in its time zone: where its first statement starts.
+    pub fn first_day(&self) -> NaiveDate {
+        self.created_at.with_timezone(&self.tz()).date_naive()
+    }
 }
 
 /// A programme as the API shows it.

@@ -5,7 +5,7 @@ use chrono::Months;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{books, idempotency_records, login_failures, scan_nonces};
+use crate::db::schema::{books, idempotency_records, login_failures, scan_nonces, web_sessions};
 use crate::http::problem::ApiError;
 
 /// What a purge removed.
@@ -15,6 +15,7 @@ pub struct Purged {
     pub idempotency_records: usize,
     pub login_failures: usize,
     pub scan_nonces: usize,
+    pub web_sessions: usize,
 }
 
 /// Deletes the beneficiary reference, postcode, commune and email of books
@@ -55,10 +56,15 @@ pub async fn purge(conn: &mut AsyncPgConnection, months: u32) -> Result<Purged, 
         diesel::delete(scan_nonces::table.filter(scan_nonces::created_at.lt(month_ago)))
             .execute(conn)
             .await?;
+    let web_sessions =
+        diesel::delete(web_sessions::table.filter(web_sessions::expires_at.lt(diesel::dsl::now)))
+            .execute(conn)
+            .await?;
     Ok(Purged {
         books,
         idempotency_records,
         login_failures,
         scan_nonces,
+        web_sessions,
     })
 }

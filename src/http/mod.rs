@@ -77,6 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/programs/{id}").get(programs::get))
                 .service(web::resource("/programs/{id}/allocations").post(programs::allocate))
                 .service(web::resource("/programs/{id}/close").post(programs::close))
+                .service(web::resource("/programs/{id}/stats").get(programs::stats))
                 .service(web::resource("/books").get(books::list).post(books::issue))
                 .service(web::resource("/books/{id}").get(books::get))
                 .service(web::resource("/books/{id}/pdf").get(books::pdf))
@@ -112,7 +113,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/programs/{id}/statements").post(statements::close))
                 .service(web::resource("/statements").get(statements::list))
                 .service(web::resource("/statements/{id}").get(statements::get))
-                .service(web::resource("/statements/{id}/csv").get(statements::csv)),
+                .service(web::resource("/programs/{id}/statement").get(statements::live))
+                .service(web::resource("/statements/{id}/csv").get(statements::csv))
+                .service(web::resource("/statements/{id}/payments").post(statements::pay)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

@@ -8,6 +8,7 @@ use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::programs::{self, Allocation, NewAllocation, NewProgram, Program};
+use crate::domain::stats::{self, Stats};
 use crate::state::AppState;
 
 /// Creates a programme with its budget and territory (funders).
@@ -91,4 +92,19 @@ pub async fn close(
     let mut conn = state.pool.get().await?;
     let program = programs::find_own(&mut conn, *id, caller.organisation_id()).await?;
     Ok(HttpResponse::Ok().json(programs::close(&mut conn, &program).await?))
+}
+
+/// The programme's usage: vouchers by state, and by issuer, venue, theme,
+/// département and month (its funder).
+#[utoipa::path(get, path = "/api/v1/programs/{id}/stats", tag = "programs",
+    responses((status = 200, body = Stats)), security(("bearer" = [])))]
+pub async fn stats(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let funder = caller.require(&[Role::Funder])?;
+    let mut conn = state.pool.get().await?;
+    let program = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    Ok(HttpResponse::Ok().json(stats::of_program(&mut conn, &program).await?))
 }

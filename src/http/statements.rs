@@ -1,6 +1,8 @@
 //! Signed statements: funders close periods; venues download their extract.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -9,7 +11,8 @@ use super::json::Body;
 use super::problem::ApiError;
 use crate::auth::Role;
 use crate::domain::programs;
-use crate::domain::statements::{self, CloseRequest, Summary};
+use crate::domain::statements::live::{self, Format, Range};
+use crate::domain::statements::{self, CloseRequest, Payment, PaymentRequest, Summary};
 use crate::keys::Purpose;
 use crate::state::AppState;
 
@@ -99,8 +102,100 @@ pub async fn csv(
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
+            header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
         ))
         .body(bytes))
+}
+
+/// Records that the funder paid one venue its total on a closed statement.
+#[utoipa::path(post, path = "/api/v1/statements/{id}/payments", tag = "statements", request_body = PaymentRequest,
+    responses((status = 201, body = Payment)), security(("bearer" = [])))]
+pub async fn pay(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: Body<PaymentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let funder = caller.require(&[Role::Funder])?;
+    let mut conn = state.pool.get().await?;
+    statements::viewer_scope(&mut conn, *id, Role::Funder, funder.organisation.id).await?;
+    let program = statements::program_of(&mut conn, *id).await?;
+    let request = body.parse()?;
+    let payment =
+        statements::payments::pay(&mut conn, &program, *id, funder.user.id, request).await?;
+    Ok(HttpResponse::Created().json(payment))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RangeParams {
+    /// First day, inclusive (default: the programme's first day).
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive (default: today in the programme's time zone).
+    pub to: Option<NaiveDate>,
+}
+
+/// The live statement: every payable redemption of the range, closed or not,
+/// streamed as CSV (`Accept: text/csv`) or JSON.
+#[utoipa::path(get, path = "/api/v1/programs/{id}/statement", tag = "statements", params(RangeParams),
+    responses((status = 200, content_type = "application/json", description = "`{program_id, from, to, lines:[…], total_count, total_cents}`"),
+              (status = 200, content_type = "text/csv", description = "The statement CSV, number column empty")),
+    security(("bearer" = [])))]
+pub async fn live(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i32>,
+    params: web::Query<RangeParams>,
+) -> Result<HttpResponse, ApiError> {
+    let funder = caller.require(&[Role::Funder])?;
+    let mut conn = state.pool.get().await?;
+    let program = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let range = Range {
+        from: params.from.unwrap_or_else(|| program.first_day()),
+        to: params.to.unwrap_or_else(|| program.today()),
+    };
+    if range.from > range.to {
+        return Err(ApiError::invalid_field(
+            "from",
+            "the range starts on or before its last day",
+        ));
+    }
+    let format = if wants_csv(&req) {
+        Format::Csv
+    } else {
+        Format::Json
+    };
+    let chunks = live::stream(conn, &program, range, format).await?;
+    let mut answer = HttpResponse::Ok();
+    match format {
+        Format::Csv => answer
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"releve-en-cours-{}-{}-{}.csv\"",
+                    program.id, range.from, range.to
+                ),
+            )),
+        Format::Json => answer.content_type("application/json"),
+    };
+    let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    });
+    Ok(answer.streaming(body))
+}
+
+/// Whether the client asked for CSV before JSON.
+fn wants_csv(req: &HttpRequest) -> bool {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let position = |kind: &str| accept.find(kind);
+    match (position("text/csv"), position("application/json")) {
+        (Some(csv), Some(json)) => csv < json,
+        (csv, _) => csv.is_some(),
+    }
 }

@@ -9,6 +9,7 @@ use diesel_async::AsyncPgConnection;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::charts::{self, ISSUED, REDEEMED};
 use super::errors::PageError;
 use super::format;
 use super::forms::{self, blank_to_none, FormErrors, Input, NoFields, Posted};
@@ -18,8 +19,9 @@ use crate::auth::Role;
 use crate::domain::batch::{self, Resolution};
 use crate::domain::organisations;
 use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramRow, Territory};
-use crate::domain::statements::{self, Summary};
-use crate::domain::themes;
+use crate::domain::statements::payments::{self, PaymentRequest};
+use crate::domain::statements::{self, Summary, VenueStatus};
+use crate::domain::{stats, themes};
 use crate::http::problem::ApiError;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -32,11 +34,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(create_program),
         )
         .service(web::resource("/programmes/{id}").get(program))
+        .service(web::resource("/programmes/{id}/utilisation").get(usage))
         .service(web::resource("/programmes/{id}/dotations").post(allocate))
         .service(web::resource("/programmes/{id}/cloture").post(close_program))
         .service(web::resource("/programmes/{id}/releves").post(close_statement))
         .service(web::resource("/releves/{id}").get(statement))
         .service(web::resource("/releves/{id}/csv").get(statement_csv))
+        .service(web::resource("/releves/{id}/paiements").post(pay))
         .service(web::resource("/conflits").get(conflicts))
         .service(web::resource("/conflits/{id}").post(resolve));
 }
@@ -378,6 +382,9 @@ async fn program_page(
         (errors.summary())
         p { (status_of(&program)) }
         (money(&program))
+        div.actions {
+            a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
+        }
         dl.facts {
             dt { "Valeur d'un coupon" } dd { (format::euros(program.face_value_cents)) }
             dt { "Territoire" } dd { "Départements " (program.territory.departements.join(", ")) }
@@ -655,20 +662,42 @@ pub async fn statement(
     id: web::Path<i64>,
     query: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let mut conn = state.pool.get().await?;
-    let (summary, program) = own_statement(&mut conn, &session, *id).await?;
-    let tz = program.tz();
-    let mut venues = Vec::new();
-    for v in &summary.venues {
-        let name = organisations::find(&mut conn, v.venue_organisation_id)
-            .await?
-            .name;
-        venues.push((v, name));
-    }
     let text = match query.fait.as_deref() {
         Some("clos") => Some("Le relevé est clos et signé. Téléchargez-le pour payer les lieux."),
+        Some("paye") => Some("Le paiement est enregistré."),
         _ => None,
     };
+    statement_page(
+        &state,
+        &session,
+        *id,
+        text,
+        &PaymentForm::default(),
+        &FormErrors::default(),
+    )
+    .await
+}
+
+/// What a payment form held when it is shown again with errors.
+#[derive(Debug, Default)]
+struct PaymentForm<'a> {
+    venue: i64,
+    paid_on: &'a str,
+    reference: &'a str,
+}
+
+async fn statement_page(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    text: Option<&str>,
+    form: &PaymentForm<'_>,
+    errors: &FormErrors,
+) -> Result<HttpResponse, PageError> {
+    let mut conn = state.pool.get().await?;
+    let (summary, program) = own_statement(&mut conn, session, id).await?;
+    let tz = program.tz();
+    let today = program.today().format("%Y-%m-%d").to_string();
     let title = format!("Relevé n° {} — {}", summary.number, program.name);
     let url = statement_url(summary.id);
     let content = html! {
@@ -688,31 +717,251 @@ pub async fn statement(
             a.button href={ (url) "/csv" } download { "Télécharger le CSV signé" }
         }
         h2 { "Par lieu" }
-        @if venues.is_empty() {
+        @if summary.venues.is_empty() {
             p.muted { "Aucun atelier sur cette période." }
         } @else {
             div.table-wrap tabindex="0" role="region" aria-labelledby="lieux-legende" {
                 table {
-                    caption #lieux-legende { "Montant dû à chaque lieu" }
+                    caption #lieux-legende { "Montant dû à chaque lieu, et paiements" }
                     thead { tr {
                         th scope="col" { "Lieu" }
+                        th scope="col" { "SIRET" }
                         th scope="col" class="num" { "Ateliers" }
                         th scope="col" class="num" { "Montant" }
+                        th scope="col" { "Paiement" }
                     } }
                     tbody {
-                        @for (v, name) in &venues {
+                        @for v in &summary.venues {
                             tr {
-                                th scope="row" { (name) }
+                                th scope="row" { (v.venue_name) }
+                                td.code { (v.venue_siret) }
                                 td.num { (format::number(v.count.into())) }
                                 td.num { (format::euros(v.total_cents)) }
+                                td {
+                                    @match (&v.status, &v.payment) {
+                                        (_, Some(p)) => {
+                                            span.badge.badge--valid { "Payé" }
+                                            " le " (format::date(p.paid_on)) ", réf. " span.code { (p.reference) }
+                                        }
+                                        (VenueStatus::Carried, None) => { span.badge { "Reporté au relevé suivant" } }
+                                        _ => { span.badge.badge--expired { "À payer" } }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
+            @for v in summary.venues.iter().filter(|v| v.status == VenueStatus::Due && v.payment.is_none()) {
+                @let prefix = format!("v{}", v.venue_organisation_id);
+                @let mine = form.venue == v.venue_organisation_id;
+                @let empty = FormErrors::default();
+                @let errs = if mine { errors } else { &empty };
+                section.card aria-labelledby={ (prefix) "-titre" } {
+                    h3 #{ (prefix) "-titre" } { "Enregistrer le paiement de " (v.venue_name) }
+                    p { "Montant dû : " strong { (format::euros(v.total_cents)) } "." }
+                    @if mine { (errors.summary()) }
+                    form.form method="post" action={ (url) "/paiements" } novalidate {
+                        (forms::csrf_field(session))
+                        input type="hidden" name="venue" value=(v.venue_organisation_id);
+                        input type="hidden" name="amount_cents" value=(v.total_cents);
+                        (Input::text(&format!("{prefix}-paid_on"), "Date du virement", if mine { form.paid_on } else { &today }).kind("date").render(errs))
+                        (Input::text(&format!("{prefix}-reference"), "Référence du virement", if mine { form.reference } else { "" })
+                            .hint("Telle qu'elle figure sur l'ordre de virement (140 caractères au plus).").render(errs))
+                        button.button type="submit" { "Enregistrer le paiement" }
+                    }
+                }
+            }
         }
     };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        errors.status()
+    };
+    Ok(layout::respond(
+        status,
+        layout::page(Some(session), &title, content),
+    ))
+}
+
+pub async fn pay(
+    state: web::Data<AppState>,
+    posted: Posted<std::collections::HashMap<String, String>>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, form } = posted;
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let (summary, program) = own_statement(&mut conn, &session, *id).await?;
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let venue: i64 = field("venue").parse().map_err(|_| PageError::BadRequest)?;
+    let amount_cents: i64 = field("amount_cents")
+        .parse()
+        .map_err(|_| PageError::BadRequest)?;
+    let prefix = format!("v{venue}");
+    let (paid_on, reference) = (
+        field(&format!("{prefix}-paid_on")),
+        field(&format!("{prefix}-reference")),
+    );
+    let outcome = match date(&paid_on) {
+        Some(day) => {
+            let request = PaymentRequest {
+                venue_organisation_id: venue,
+                amount_cents,
+                paid_on: day,
+                reference: reference.clone(),
+            };
+            payments::pay(&mut conn, &program, summary.id, funder.user.id, request).await
+        }
+        None => Err(ApiError::invalid_field("paid_on", "not a date")),
+    };
+    match outcome {
+        Ok(_) => {
+            tracing::info!(statement = summary.id, venue, "payment recorded (page)");
+            Ok(layout::see_other(&format!(
+                "{}?fait=paye",
+                statement_url(summary.id)
+            )))
+        }
+        Err(e) => {
+            let paid_on_field = format!("{prefix}-paid_on");
+            let reference_field = format!("{prefix}-reference");
+            let errors = FormErrors::from_refusal(
+                e,
+                &[
+                    (
+                        "paid_on",
+                        &paid_on_field,
+                        "Saisissez la date du virement, entre la clôture du relevé et aujourd'hui.",
+                    ),
+                    (
+                        "reference",
+                        &reference_field,
+                        "Saisissez la référence du virement (1 à 140 caractères, sur une ligne).",
+                    ),
+                    (
+                        "amount_cents",
+                        &reference_field,
+                        "Le montant a changé : rechargez la page.",
+                    ),
+                    (
+                        "venue_organisation_id",
+                        &reference_field,
+                        "Ce lieu n'est pas sur ce relevé.",
+                    ),
+                ],
+            )?;
+            let form = PaymentForm {
+                venue,
+                paid_on: &paid_on,
+                reference: &reference,
+            };
+            statement_page(&state, &session, summary.id, None, &form, &errors).await
+        }
+    }
+}
+
+/// Where the passes go: figures, then charts by month, issuer, venue,
+/// theme and département, each with its table.
+pub async fn usage(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, PageError> {
+    let funder = session.require(Role::Funder)?;
+    let mut conn = state.pool.get().await?;
+    let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let usage = stats::of_program(&mut conn, &row).await?;
+    let v = &usage.vouchers;
+    let figure = |label: &str, f: &stats::Figure| {
+        html! {
+            div.figure {
+                dt { (label) }
+                dd { (format::number(f.count)) }
+                dd.muted { (format::euros(f.cents)) }
+            }
+        }
+    };
+    let months: Vec<(String, Vec<i64>)> = usage
+        .by_month
+        .iter()
+        .map(|m| {
+            (
+                month_label(&m.month),
+                vec![m.issued.count, m.redeemed.count],
+            )
+        })
+        .collect();
+    let issuers: Vec<(String, Vec<i64>)> = usage
+        .by_issuer
+        .iter()
+        .map(|i| (i.name.clone(), vec![i.issued.count, i.redeemed.count]))
+        .collect();
+    let venues: Vec<(String, Vec<i64>)> = usage
+        .by_venue
+        .iter()
+        .map(|v| (v.name.clone(), vec![v.redeemed.count]))
+        .collect();
+    let themes: Vec<(String, Vec<i64>)> = usage
+        .by_theme
+        .iter()
+        .map(|t| (t.label.clone(), vec![t.redeemed.count]))
+        .collect();
+    let departements: Vec<(String, Vec<i64>)> = usage
+        .by_departement
+        .iter()
+        .map(|d| {
+            (
+                format!("Département {}", d.departement),
+                vec![d.issued.count, d.redeemed.count],
+            )
+        })
+        .collect();
+    let title = format!("Utilisation — {}", row.name);
+    let content = html! {
+        p { a href=(program_url(row.id)) { "← " (row.name) } }
+        h1 { "Utilisation du programme" }
+        p.lead {
+            (format::number(usage.books_issued)) " carnets émis ; "
+            (format::percent(usage.usage_rate)) " des coupons émis ont servi."
+        }
+        dl.figures {
+            (figure("Coupons émis", &v.issued))
+            (figure("Utilisés", &v.redeemed))
+            (figure("En circulation", &v.outstanding))
+            (figure("Expirés sans servir", &v.expired))
+            (figure("Révoqués", &v.revoked))
+        }
+        (charts::bars("mois", "Coupons émis et utilisés par mois", &[&ISSUED, &REDEEMED], &months))
+        (charts::bars("prescripteurs", "Par prescripteur", &[&ISSUED, &REDEEMED], &issuers))
+        (charts::bars("lieux", "Ateliers par lieu", &[&REDEEMED], &venues))
+        (charts::bars("thematiques", "Ateliers par thème", &[&REDEEMED], &themes))
+        (charts::bars("departements", "Par département du bénéficiaire", &[&ISSUED, &REDEEMED], &departements))
+    };
     Ok(layout::ok(layout::page(Some(&session), &title, content)))
+}
+
+/// `2026-11` → `novembre 2026`.
+fn month_label(month: &str) -> String {
+    const NAMES: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    match month.split_once('-').map(|(y, m)| (y, m.parse::<usize>())) {
+        Some((year, Ok(m))) if (1..=12).contains(&m) => format!("{} {year}", NAMES[m - 1]),
+        _ => month.to_owned(),
+    }
 }
 
 /// The signed CSV, byte for byte.

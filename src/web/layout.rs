@@ -123,10 +123,12 @@ pub fn page_with_head(
                         }
                     }
                     @if let Some(session) = session {
+                        @let menu = menu_of(session.role());
+                        @let here = menu.iter().map(|(href, _)| *href).filter(|href| session.path.starts_with(href)).max_by_key(|href| href.len());
                         nav.site-nav aria-label="Menu principal" {
                             ul.container {
-                                @for (href, label) in menu_of(session.role()) {
-                                    li { a href=(href) { (label) } }
+                                @for (href, label) in menu {
+                                    li { a href=(href) aria-current=[(here == Some(*href)).then_some("page")] { (label) } }
                                 }
                             }
                         }

@@ -2,6 +2,7 @@
 //! module; every page calls the same domain functions as the API.
 
 pub mod assets;
+pub mod charts;
 pub mod errors;
 pub mod format;
 pub mod forms;

@@ -38,6 +38,8 @@ pub struct Session {
     /// The token every form of this session sends back (CSRF protection).
     pub csrf_token: String,
     token_hash: Vec<u8>,
+    /// The path of the page being asked for: the menu marks where the user is.
+    pub path: String,
 }
 
 impl Session {
@@ -92,7 +94,11 @@ pub async fn open(conn: &mut AsyncPgConnection, user_id: i64) -> Result<String, 
 
 /// The live session of a cookie's value, its deadline slid forward; `None`
 /// when it is unknown, expired, or its user was deactivated.
-pub async fn find(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<Session>, ApiError> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    path: &str,
+) -> Result<Option<Session>, ApiError> {
     let token_hash = hash(token);
     let now = Utc::now();
     let row: Option<(i64, String, DateTime<Utc>, DateTime<Utc>)> = web_sessions::table
@@ -129,6 +135,7 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<Se
         account,
         csrf_token,
         token_hash,
+        path: path.to_owned(),
     }))
 }
 
@@ -200,7 +207,9 @@ impl FromRequest for Session {
                 .map(|c| c.value().to_owned())
                 .ok_or_else(login_required)?;
             let mut conn = state.pool.get().await?;
-            let session = find(&mut conn, &token).await?.ok_or_else(login_required)?;
+            let session = find(&mut conn, &token, req.path())
+                .await?
+                .ok_or_else(login_required)?;
             req.extensions_mut().insert(session.clone());
             Ok(session)
         })

@@ -506,6 +506,20 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
         .unwrap();
     let device = device["id"].as_i64().unwrap();
     let book = book["id"].as_i64().unwrap();
+    let statement: serde_json::Value = app
+        .with_token(
+            reqwest::Method::POST,
+            &format!("/api/v1/programs/{}/statements", f.program_id),
+            &f.tokens[&passnum::auth::Role::Funder],
+        )
+        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statement = statement["id"].as_i64().unwrap();
     let venue = f.org_ids["lieu@demo.passnum.test"];
     let user = user_id(app, "lieu2@demo.passnum.test").await;
     let program = f.program_id;
@@ -560,6 +574,11 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
             (
                 "/financeur/conflits/{id}",
                 "/financeur/conflits/1".into(),
+                fu,
+            ),
+            (
+                "/financeur/releves/{id}/paiements",
+                format!("/financeur/releves/{statement}/paiements"),
                 fu,
             ),
             (
@@ -649,6 +668,7 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM devices",
         "SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL",
         "SELECT count(*) FROM redemptions WHERE cancelled_at IS NOT NULL",
+        "SELECT count(*) FROM statement_payments",
     ] {
         rows.push((sql, scalar(app, sql).await));
     }
@@ -678,6 +698,8 @@ async fn every_form_refuses_a_request_without_its_token_and_changes_nothing() {
             ("period_end", "2020-01-01"),
             ("valid_until", "2099-01-01"),
             ("purpose", "voucher"),
+            ("venue", "1"),
+            ("amount_cents", "0"),
             ("vouchers", "10"),
         ];
         let without = visitor.post(path, &fields).await;
@@ -736,6 +758,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .trim_end_matches("/habilitation")
             .trim_end_matches("/utilisateurs")
             .trim_end_matches("/rotation")
+            .trim_end_matches("/paiements")
             .to_owned();
         let shown_elsewhere = page.contains("desactiver")
             || page.starts_with("/financeur/conflits/")
@@ -841,6 +864,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
     let token = visitor.get("/financeur/").await.csrf_token();
     for path in [
         format!("/financeur/programmes/{program}"),
+        format!("/financeur/programmes/{program}/utilisation"),
         format!("/financeur/releves/{statement}"),
         format!("/financeur/releves/{statement}/csv"),
     ] {
@@ -851,6 +875,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         format!("/financeur/programmes/{program}/dotations"),
         format!("/financeur/programmes/{program}/cloture"),
         format!("/financeur/programmes/{program}/releves"),
+        format!("/financeur/releves/{statement}/paiements"),
         "/financeur/conflits/999999".into(),
     ] {
         let answer = visitor
@@ -872,4 +897,33 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         .body
         .contains(passnum::demo::PROGRAM_NAME));
     assert_eq!(before, snapshot(&app).await);
+}
+
+#[tokio::test]
+async fn purge_removes_expired_sessions_and_keeps_live_ones() {
+    let app = seeded_app().await;
+    let mut live = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    Visitor::login(&app, "financeur@demo.passnum.test").await;
+    app.sql("UPDATE web_sessions SET expires_at = now() - interval '1 minute' WHERE user_id = (SELECT id FROM users WHERE email = 'financeur@demo.passnum.test')")
+        .await;
+    let mut conn = app.state.pool.get().await.unwrap();
+    let purged = passnum::domain::purge::purge(&mut conn, 12).await.unwrap();
+    assert_eq!(purged.web_sessions, 1);
+    assert_eq!(app.count("web_sessions").await, 1);
+    assert_eq!(live.get("/prescripteur/").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_menu_marks_the_page_the_user_is_on() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let new = visitor.get("/prescripteur/carnets/nouveau").await;
+    assert!(new
+        .body
+        .contains("href=\"/prescripteur/carnets/nouveau\" aria-current=\"page\""));
+    assert!(!new.body.contains("href=\"/prescripteur/\" aria-current"));
+    let list = visitor.get("/prescripteur/").await;
+    assert!(list
+        .body
+        .contains("href=\"/prescripteur/\" aria-current=\"page\""));
 }

@@ -1,5 +1,5 @@
-// The funder: sees the programme's money, allocates, closes a statement,
-// downloads it; every page passes axe-core.
+// The funder: sees the programme's money and usage, allocates, closes a
+// statement, downloads it, records a payment; every page passes axe-core.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -31,7 +31,7 @@ describe('funder', () => {
     await server?.stop();
   });
 
-  test('closes a statement and downloads it', async () => {
+  test('closes a statement, downloads it and records a payment', async () => {
     const page = await newPage(browser);
     await login(page, server, ACCOUNTS.funder);
     await page.getByRole('cell', { name: '40,00 €' }).waitFor();
@@ -42,6 +42,14 @@ describe('funder', () => {
     await page.waitForURL(/\/financeur\/programmes\/\d+$/);
     await checkAccessibility(page, 'programme page');
     await screenshots(page, 'financeur-programme');
+
+    await page.getByRole('link', { name: "Voir l'utilisation en détail" }).click();
+    await page.waitForURL(/\/utilisation$/);
+    await page.getByRole('img', { name: 'Ateliers par lieu' }).waitFor();
+    assert.equal(await page.locator('svg[role="img"]').count(), 5);
+    await checkAccessibility(page, 'usage page');
+    await screenshots(page, 'financeur-utilisation');
+    await page.goBack();
 
     await page.getByLabel('Nombre de coupons à ajouter').fill('50');
     await page.getByRole('button', { name: 'Allouer' }).click();
@@ -71,6 +79,15 @@ describe('funder', () => {
     const lines = csv.replace(/^\uFEFF/, '').trimEnd().split('\r\n');
     assert.equal(lines[0], 'statement_number;redemption_id;redeemed_at;venue_siret;venue_name;voucher_id;position;theme;held_on;amount_cents');
     assert.equal(lines.length, 3, csv);
+
+    // The venue's payment: the transfer's reference, today's date.
+    await page.getByLabel('Référence du virement').fill('VIR-2026-0001');
+    await page.getByRole('button', { name: 'Enregistrer le paiement' }).click();
+    await page.waitForURL(/\?fait=paye$/);
+    await page.getByText('Le paiement est enregistré.').waitFor();
+    await page.getByRole('row').filter({ hasText: 'VIR-2026-0001' }).getByText('Payé').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Enregistrer le paiement' }).count(), 0);
+    await checkAccessibility(page, 'statement paid');
 
     await page.getByRole('link', { name: 'Conflits', exact: true }).click();
     await page.getByText('Aucun conflit en attente.').waitFor();

@@ -1,10 +1,15 @@
 //! Statements: closing a period puts every payable redemption not yet paid on
 //! one signed statement, with a signed extract per venue. A closed statement
-//! never changes: a reversal after it lands on the next one as a negative line.
+//! never changes: a reversal after it lands on the next one as a negative
+//! line, and so does a venue's negative balance.
+
+pub mod csv;
+pub mod live;
+pub mod payments;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date, Integer, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Date, Integer, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -12,80 +17,13 @@ use utoipa::ToSchema;
 
 use super::programs::ProgramRow;
 use crate::auth::Role;
-use crate::db::schema::{statement_extracts, statement_lines, statements};
+use crate::db::schema::{
+    organisations, statement_carries, statement_extracts, statement_lines, statements,
+};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::voucher::statement as signature;
-
-/// One line of a statement: a redemption paid, or the reversal of one paid earlier.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct Line {
-    #[diesel(sql_type = BigInt)]
-    pub redemption_id: i64,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Timestamptz)]
-    pub redeemed_at: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    pub venue_organisation_id: i64,
-    #[diesel(sql_type = Text)]
-    pub venue_siret: String,
-    #[diesel(sql_type = Text)]
-    pub venue_name: String,
-    #[diesel(sql_type = BigInt)]
-    pub voucher_id: i64,
-    #[diesel(sql_type = SmallInt)]
-    pub position: i16,
-    #[diesel(sql_type = Text)]
-    pub theme: String,
-    #[diesel(sql_type = Date)]
-    pub held_on: NaiveDate,
-    #[diesel(sql_type = BigInt)]
-    pub amount_cents: i64,
-}
-
-const HEADER: &str =
-    "statement_number;redemption_id;redeemed_at;venue_siret;venue_name;voucher_id;position;theme;held_on;amount_cents";
-
-/// The statement's CSV bytes, exactly as signed: UTF-8 with a BOM, `;`
-/// separators, CRLF line ends, RFC 4180 quoting where a cell needs it, and a
-/// `'` before a cell a spreadsheet would take for a formula.
-pub fn csv(number: i32, lines: &[Line]) -> Vec<u8> {
-    let mut out = String::from("\u{feff}");
-    out.push_str(HEADER);
-    out.push_str("\r\n");
-    for l in lines {
-        let cells = [
-            number.to_string(),
-            l.redemption_id.to_string(),
-            l.redeemed_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            l.venue_siret.clone(),
-            l.venue_name.clone(),
-            l.voucher_id.to_string(),
-            l.position.to_string(),
-            l.theme.clone(),
-            l.held_on.to_string(),
-            l.amount_cents.to_string(),
-        ];
-        let row: Vec<String> = cells.iter().map(|c| cell(c)).collect();
-        out.push_str(&row.join(";"));
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
-}
-
-fn cell(value: &str) -> String {
-    let is_number = value.parse::<i64>().is_ok();
-    let guarded = match value.chars().next() {
-        Some('=' | '+' | '-' | '@') if !is_number => format!("'{value}"),
-        _ => value.to_owned(),
-    };
-    if guarded.contains([';', '"', '\r', '\n']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
-}
+pub use csv::Line;
+pub use payments::{Payment, PaymentRequest};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -97,10 +35,24 @@ pub struct CloseRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VenueSummary {
     pub venue_organisation_id: i64,
+    pub venue_name: String,
+    pub venue_siret: String,
     pub count: i32,
     pub total_cents: i64,
     pub sha256: String,
     pub signature: String,
+    /// `due` (awaiting payment), `paid`, or `carried`: a total of zero or
+    /// less is not paid, it is carried to the venue's next extract.
+    pub status: VenueStatus,
+    pub payment: Option<Payment>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueStatus {
+    Due,
+    Paid,
+    Carried,
 }
 
 /// A statement without its lines.
@@ -165,6 +117,63 @@ async fn payable(
     .await
 }
 
+/// The venues' negative balances on earlier statements, not carried yet.
+async fn uncarried(conn: &mut AsyncPgConnection, program_id: i32) -> QueryResult<Vec<Carried>> {
+    diesel::sql_query(
+        "SELECT e.statement_id AS from_statement_id, s.number, s.period_end, e.venue_organisation_id,
+                o.siret::text AS venue_siret, o.name AS venue_name, e.total_cents
+           FROM statement_extracts e JOIN statements s ON s.id = e.statement_id
+                JOIN organisations o ON o.id = e.venue_organisation_id
+          WHERE s.program_id = $1 AND e.total_cents < 0
+            AND NOT EXISTS (SELECT 1 FROM statement_carries c
+                             WHERE c.from_statement_id = e.statement_id
+                               AND c.venue_organisation_id = e.venue_organisation_id)
+          ORDER BY s.number, e.venue_organisation_id",
+    )
+    .bind::<Integer, _>(program_id)
+    .load(conn)
+    .await
+}
+
+/// A venue's negative balance on an earlier statement.
+#[derive(QueryableByName)]
+struct Carried {
+    #[diesel(sql_type = BigInt)]
+    from_statement_id: i64,
+    #[diesel(sql_type = Integer)]
+    number: i32,
+    #[diesel(sql_type = Date)]
+    period_end: NaiveDate,
+    #[diesel(sql_type = BigInt)]
+    venue_organisation_id: i64,
+    #[diesel(sql_type = Text)]
+    venue_siret: String,
+    #[diesel(sql_type = Text)]
+    venue_name: String,
+    #[diesel(sql_type = BigInt)]
+    total_cents: i64,
+}
+
+impl Carried {
+    /// Its line on the next statement: no redemption, voucher or time of its
+    /// own; the theme cell says where it comes from, `held_on` when that period ended.
+    fn line(&self) -> Line {
+        Line {
+            redemption_id: None,
+            kind: "carry".into(),
+            redeemed_at: None,
+            venue_organisation_id: self.venue_organisation_id,
+            venue_siret: self.venue_siret.clone(),
+            venue_name: self.venue_name.clone(),
+            voucher_id: None,
+            position: None,
+            theme: format!("report du relevé {}", self.number),
+            held_on: self.period_end,
+            amount_cents: self.total_cents,
+        }
+    }
+}
+
 /// Closes a period: in one transaction, every payable line lands on exactly
 /// one statement, numbered in sequence per programme, signed whole and per venue.
 pub async fn close(
@@ -182,7 +191,7 @@ pub async fn close(
     }
     let (kid, key) = signer;
     let (program_id, tz) = (program.id, program.time_zone.clone());
-    let first_day = program.created_at.with_timezone(&program.tz()).date_naive();
+    let first_day = program.first_day();
     let id = conn
         .transaction::<_, ApiError, _>(async |conn| {
             // Statements of a programme are closed one at a time.
@@ -205,8 +214,10 @@ pub async fn close(
                     format!("The programme's statements already run up to {}.", period_start.pred_opt().unwrap_or(period_start)),
                 ));
             }
-            let lines = payable(conn, program_id, &tz, period_end).await?;
-            let bytes = csv(number, &lines);
+            let mut lines = payable(conn, program_id, &tz, period_end).await?;
+            let carried = uncarried(conn, program_id).await?;
+            lines.extend(carried.iter().map(Carried::line));
+            let bytes = csv::csv(number, &lines);
             let digest = signature::digest(&bytes);
             let total_cents: i64 = lines.iter().map(|l| l.amount_cents).sum();
             let id: i64 = diesel::insert_into(statements::table)
@@ -229,10 +240,11 @@ pub async fn close(
             for chunk in lines.chunks(1000) {
                 let rows: Vec<_> = chunk
                     .iter()
-                    .map(|l| {
+                    .filter_map(|l| Some((l.redemption_id?, l)))
+                    .map(|(redemption_id, l)| {
                         (
                             statement_lines::statement_id.eq(id),
-                            statement_lines::redemption_id.eq(l.redemption_id),
+                            statement_lines::redemption_id.eq(redemption_id),
                             statement_lines::kind.eq(l.kind.clone()),
                             statement_lines::amount_cents.eq(l.amount_cents),
                         )
@@ -245,7 +257,7 @@ pub async fn close(
             venues.dedup();
             for venue in venues {
                 let mine: Vec<Line> = lines.iter().filter(|l| l.venue_organisation_id == venue).cloned().collect();
-                let bytes = csv(number, &mine);
+                let bytes = csv::csv(number, &mine);
                 let digest = signature::digest(&bytes);
                 diesel::insert_into(statement_extracts::table)
                     .values((
@@ -256,6 +268,17 @@ pub async fn close(
                         statement_extracts::csv.eq(&bytes),
                         statement_extracts::sha256.eq(signature::digest_hex(&digest)),
                         statement_extracts::signature.eq(signature::sign(&digest, &key)),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            for c in &carried {
+                diesel::insert_into(statement_carries::table)
+                    .values((
+                        statement_carries::from_statement_id.eq(c.from_statement_id),
+                        statement_carries::venue_organisation_id.eq(c.venue_organisation_id),
+                        statement_carries::statement_id.eq(id),
+                        statement_carries::amount_cents.eq(c.total_cents),
                     ))
                     .execute(conn)
                     .await?;
@@ -305,10 +328,18 @@ pub async fn summary(
         ))
         .first(conn)
         .await?;
-    let extracts: Vec<(i64, i32, i64, String, String)> = statement_extracts::table
+    let mut query = statement_extracts::table
+        .inner_join(organisations::table)
         .filter(statement_extracts::statement_id.eq(id))
+        .into_boxed();
+    if let Some(venue) = venue {
+        query = query.filter(statement_extracts::venue_organisation_id.eq(venue));
+    }
+    let extracts: Vec<Extract> = query
         .select((
             statement_extracts::venue_organisation_id,
+            organisations::name,
+            organisations::siret,
             statement_extracts::line_count,
             statement_extracts::total_cents,
             statement_extracts::sha256,
@@ -317,6 +348,7 @@ pub async fn summary(
         .order(statement_extracts::venue_organisation_id)
         .load(conn)
         .await?;
+    let mut paid = payments::of_statement(conn, id).await?;
     let mut summary = Summary {
         id: row.id,
         program_id: row.program_id,
@@ -331,28 +363,52 @@ pub async fn summary(
         signature: row.signature,
         venues: Vec::new(),
     };
-    let as_venue = |e: &(i64, i32, i64, String, String)| VenueSummary {
-        venue_organisation_id: e.0,
-        count: e.1,
-        total_cents: e.2,
-        sha256: e.3.clone(),
-        signature: e.4.clone(),
-    };
-    match venue {
-        None => summary.venues = extracts.iter().map(as_venue).collect(),
-        Some(venue) => {
-            let mine = extracts
-                .iter()
-                .find(|e| e.0 == venue)
-                .ok_or_else(|| ApiError::not_found(format!("No statement {id}.")))?;
-            summary.total_count = mine.1;
-            summary.total_cents = mine.2;
-            summary.sha256 = mine.3.clone();
-            summary.signature = mine.4.clone();
-            summary.venues = vec![as_venue(mine)];
-        }
+    summary.venues = extracts
+        .into_iter()
+        .map(|e| {
+            let payment = paid.remove(&e.0);
+            let status = match (&payment, e.4) {
+                (Some(_), _) => VenueStatus::Paid,
+                (None, total) if total > 0 => VenueStatus::Due,
+                (None, _) => VenueStatus::Carried,
+            };
+            VenueSummary {
+                venue_organisation_id: e.0,
+                venue_name: e.1,
+                venue_siret: e.2.unwrap_or_default(),
+                count: e.3,
+                total_cents: e.4,
+                sha256: e.5,
+                signature: e.6,
+                status,
+                payment,
+            }
+        })
+        .collect();
+    if venue.is_some() {
+        let [mine] = summary.venues.as_slice() else {
+            return Err(ApiError::not_found(format!("No statement {id}.")));
+        };
+        summary.total_count = mine.count;
+        summary.total_cents = mine.total_cents;
+        summary.sha256 = mine.sha256.clone();
+        summary.signature = mine.signature.clone();
     }
     Ok(summary)
+}
+
+/// A venue's extract as read for a summary.
+type Extract = (i64, String, Option<String>, i32, i64, String, String);
+
+/// The programme a statement belongs to.
+pub async fn program_of(conn: &mut AsyncPgConnection, id: i64) -> Result<ProgramRow, ApiError> {
+    use crate::db::schema::programs;
+    Ok(statements::table
+        .inner_join(programs::table)
+        .filter(statements::id.eq(id))
+        .select(ProgramRow::as_select())
+        .first(conn)
+        .await?)
 }
 
 /// Which part of statement `id` the caller may see: the whole for the
@@ -459,52 +515,4 @@ pub async fn list(
         out.push(summary(conn, id, venue).await?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(name: &str, amount: i64) -> Line {
-        Line {
-            redemption_id: 7,
-            kind: "redemption".into(),
-            redeemed_at: DateTime::parse_from_rfc3339("2026-11-20T09:30:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-            venue_organisation_id: 1,
-            venue_siret: "73282932000074".into(),
-            venue_name: name.into(),
-            voucher_id: 123,
-            position: 3,
-            theme: "email".into(),
-            held_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-            amount_cents: amount,
-        }
-    }
-
-    #[test]
-    fn the_csv_has_a_bom_crlf_quoting_and_formula_guards() {
-        let bytes = csv(
-            4,
-            &[
-                line("Médiathèque; \"la\" grande", 2000),
-                line("=HYPERLINK()", -2000),
-            ],
-        );
-        let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with('\u{feff}'));
-        let rows: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
-        assert_eq!(rows[0], HEADER);
-        assert_eq!(
-            rows[1],
-            "4;7;2026-11-20T09:30:00Z;73282932000074;\"Médiathèque; \"\"la\"\" grande\";123;3;email;2026-11-20;2000"
-        );
-        assert_eq!(
-            rows[2],
-            "4;7;2026-11-20T09:30:00Z;73282932000074;'=HYPERLINK();123;3;email;2026-11-20;-2000"
-        );
-        assert_eq!(rows[3], "");
-        assert!(!text.contains("\n\n"));
-    }
 }

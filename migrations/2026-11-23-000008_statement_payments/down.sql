@@ -1,0 +1,2 @@
+DROP TABLE statement_carries;
+DROP TABLE statement_payments;
