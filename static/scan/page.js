@@ -62,7 +62,12 @@ function showVerdict(v) {
   }
   $("workshop").hidden = !v.ok;
   $("next").hidden = false;
-  if (v.ok) $("held-on").value = scanner.today();
+  if (v.ok) {
+    // The server takes workshops held in the last 7 days.
+    const today = scanner.today();
+    const weekAgo = new Date(Date.parse(today) - 7 * 86_400_000).toISOString().slice(0, 10);
+    Object.assign($("held-on"), { value: today, max: today, min: weekAgo });
+  }
   box.focus();
 }
 
