@@ -303,6 +303,14 @@ async fn the_service_worker_caches_files_that_exist() {
     for asset in &assets {
         assert_eq!(venue.get(asset).await.status, 200, "{asset}");
     }
+    // Every file of the scan page is cached, or it would not open offline.
+    for entry in std::fs::read_dir("static/scan").unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name != "sw.js" {
+            let url = format!("/static/scan/{name}");
+            assert!(assets.contains(&url), "{url} is not cached");
+        }
+    }
     let page = venue.get("/lieu/").await;
     for script in ["scan/page.js", "scan/scan.css", "scan/manifest.webmanifest"] {
         assert!(
