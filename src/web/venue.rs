@@ -98,10 +98,10 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
     };
     let content = html! {
         div.scan #scan-app data-venue=(venue.organisation.id) data-service-worker="/lieu/sw.js" {
-            h1 { "Scanner un bon" }
+            h1 { "Scanner un coupon" }
             section #activation hidden aria-labelledby="activation-titre" {
                 h2 #activation-titre { "Activer ce téléphone" }
-                p { "Une fois activé, ce téléphone vérifie les bons et garde les scans même sans réseau. Vous pourrez le retirer à tout moment dans « Appareils »." }
+                p { "Une fois activé, ce téléphone vérifie les coupons et garde les scans même sans réseau. Vous pourrez le retirer à tout moment dans « Appareils »." }
                 p.alert.alert--error #activation-error role="alert" hidden {}
                 form.form #activation-form method="post" action="/lieu/appareils/activer" {
                     (forms::csrf_field(&session))
@@ -135,11 +135,11 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
                     }
                     button.button #record type="submit" { "Enregistrer" }
                 }
-                button.button.button--secondary #next type="button" hidden { "Scanner un autre bon" }
+                button.button.button--secondary #next type="button" hidden { "Scanner un autre coupon" }
                 div.camera {
                     video #video hidden muted playsinline aria-label="Image de la caméra" {}
                     p.alert.alert--warning #camera-error hidden {
-                        "La caméra n'a pas pu s'ouvrir : autorisez-la dans le navigateur, ou prenez le bon en photo."
+                        "La caméra n'a pas pu s'ouvrir : autorisez-la dans le navigateur, ou prenez le coupon en photo."
                     }
                     div.actions {
                         button.button #start-camera type="button" { "Ouvrir la caméra" }
@@ -169,7 +169,7 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
     };
     let markup = layout::page_with_head(
         Some(&session),
-        "Scanner un bon",
+        "Scanner un coupon",
         head,
         content,
         &["scan/page.js"],
@@ -273,7 +273,7 @@ pub async fn device_list(
         "Appareils",
         html! {
             h1 { "Appareils de scan" }
-            p.lead { "Les téléphones et tablettes activés pour scanner les bons de votre lieu. Retirez celui qui est perdu ou remplacé : il ne pourra plus rien enregistrer." }
+            p.lead { "Les téléphones et tablettes activés pour scanner les coupons de votre lieu. Retirez celui qui est perdu ou remplacé : il ne pourra plus rien enregistrer." }
             @if list.is_empty() {
                 p { "Aucun appareil. Ouvrez « Scanner un coupon » sur le téléphone pour l'activer." }
             } @else {
@@ -329,7 +329,7 @@ pub async fn redemption_list(
     session.require(Role::Venue)?;
     let notice = query
         .annule
-        .map(|id| format!("L'atelier n° {id} est annulé : le bon peut servir de nouveau."));
+        .map(|id| format!("L'atelier n° {id} est annulé : le coupon peut servir de nouveau."));
     redemptions_page(
         &state,
         &session,
@@ -363,7 +363,7 @@ async fn redemptions_page(
         "Ateliers enregistrés",
         html! {
             h1 { "Ateliers enregistrés" }
-            p.lead { "Les bons scannés par votre lieu. Une erreur de saisie s'annule dans les " (window.num_hours()) " heures, tant que l'atelier ne figure sur aucun relevé clos." }
+            p.lead { "Les coupons scannés par votre lieu. Une erreur de saisie s'annule dans les " (window.num_hours()) " heures, tant que l'atelier ne figure sur aucun relevé clos." }
             @if let Some(notice) = notice {
                 div.alert.alert--success role="status" { p { (notice) } }
             }

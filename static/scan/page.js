@@ -8,26 +8,26 @@ import { Problem } from "./api.js";
 
 /** Every reason a voucher may be refused, in the words venue staff read. */
 const REFUSALS = {
-  "malformed-code": ["Code illisible", "Ce n'est pas un bon du pass numérique, ou le code est mal lu."],
-  "invalid-signature": ["Bon refusé : faux", "La signature ne correspond pas : ce bon n'a pas été émis par le pass numérique."],
-  "unknown-key": ["Bon refusé : non reconnu", "Ce bon est signé d'une clé inconnue ou retirée."],
-  "voucher-expired": ["Bon expiré", "La date de validité de ce bon est passée."],
-  "voucher-revoked": ["Bon annulé", "Le carnet de ce bon a été annulé par le prescripteur."],
-  "program-closed": ["Programme clôturé", "Le programme qui finance ce bon est clos."],
-  "venue-not-accredited": ["Lieu non habilité", "Votre lieu n'est pas habilité à recevoir ce bon aujourd'hui."],
-  "venue-out-of-territory": ["Hors territoire", "Ce bon est financé pour un autre territoire."],
-  "already-redeemed": ["Déjà utilisé", "Ce bon a déjà servi pour un atelier."],
-  "not-found": ["Code inconnu", "Aucun bon ne porte ce code : vérifiez la saisie."],
+  "malformed-code": ["Code illisible", "Ce n'est pas un coupon du pass numérique, ou le code est mal lu."],
+  "invalid-signature": ["Coupon refusé\u00a0: faux", "La signature ne correspond pas\u00a0: ce coupon n'a pas été émis par le pass numérique."],
+  "unknown-key": ["Coupon refusé\u00a0: non reconnu", "Ce coupon est signé d'une clé inconnue ou retirée."],
+  "voucher-expired": ["Coupon expiré", "La date de validité de ce coupon est passée."],
+  "voucher-revoked": ["Coupon annulé", "Le carnet de ce coupon a été annulé par le prescripteur."],
+  "program-closed": ["Programme clôturé", "Le programme qui finance ce coupon est clos."],
+  "venue-not-accredited": ["Lieu non habilité", "Votre lieu n'est pas habilité à recevoir ce coupon aujourd'hui."],
+  "venue-out-of-territory": ["Hors territoire", "Ce coupon est financé pour un autre territoire."],
+  "already-redeemed": ["Déjà utilisé", "Ce coupon a déjà servi pour un atelier."],
+  "not-found": ["Code inconnu", "Aucun coupon ne porte ce code\u00a0: vérifiez la saisie."],
   "validation-error": ["Saisie à corriger", "Vérifiez le thème, la date (7 derniers jours) et la durée."],
-  unauthorized: ["Téléphone non autorisé", "Ce téléphone a été retiré : activez-le de nouveau."],
+  unauthorized: ["Téléphone non autorisé", "Ce téléphone a été retiré\u00a0: activez-le de nouveau."],
   "typed-offline": ["Connexion nécessaire", "Un code tapé ne se vérifie qu'en ligne. Scannez le QR code, ou réessayez une fois connecté."],
 };
 
 const OUTCOMES = {
   waiting: "En attente d'envoi",
-  redeemed: "Envoyé : atelier enregistré",
+  redeemed: "Envoyé\u00a0: atelier enregistré",
   duplicate: "Déjà enregistré par votre lieu",
-  conflict: "Déjà utilisé dans un autre lieu : transmis au financeur",
+  conflict: "Déjà utilisé dans un autre lieu\u00a0: transmis au financeur",
   rejected: "Refusé",
 };
 
@@ -42,7 +42,7 @@ let verdict = null;
 let stopCamera = null;
 
 function refusal(problem) {
-  return REFUSALS[problem] ?? ["Refusé", `Le serveur refuse ce bon (${problem}).`];
+  return REFUSALS[problem] ?? ["Refusé", `Le serveur refuse ce coupon (${problem}).`];
 }
 
 function showVerdict(v) {
@@ -54,7 +54,7 @@ function showVerdict(v) {
     $("verdict-title").textContent = `Valide — atelier ${v.voucher.position} / ${v.voucher.bookSize}`;
     $("verdict-detail").textContent = v.online
       ? "Renseignez l'atelier puis enregistrez."
-      : "Hors connexion : vérifié sur le téléphone, il sera envoyé au retour du réseau.";
+      : "Hors connexion\u00a0: vérifié sur le téléphone, il sera envoyé au retour du réseau.";
   } else {
     const [title, detail] = refusal(v.problem);
     $("verdict-title").textContent = title;
@@ -81,7 +81,7 @@ function showRecorded(text, detail, ok) {
 }
 
 async function onCode(text) {
-  if (verdict) return; // one voucher at a time: "Scanner un autre bon" resumes
+  if (verdict) return; // one voucher at a time: "Scanner un autre coupon" resumes
   verdict = { pending: true };
   try {
     showVerdict(await scanner.judge(text));
@@ -108,7 +108,7 @@ async function onRecord(event) {
     if (done.recorded === "redeemed") {
       showRecorded("Atelier enregistré", `${where}, enregistré à ${time(done.receipt.redeemed_at)}.`, true);
     } else if (done.recorded === "queued") {
-      showRecorded("Enregistré sur le téléphone", `${where} : il sera envoyé dès le retour du réseau.`, true);
+      showRecorded("Enregistré sur le téléphone", `${where}\u00a0: il sera envoyé dès le retour du réseau.`, true);
     } else {
       const [title, detail] = refusal(done.problem);
       const when = done.body?.redeemed_at ? ` Utilisé le ${dateTime(done.body.redeemed_at)}.` : "";
@@ -142,7 +142,7 @@ async function showQueue() {
       what.textContent = `Atelier ${scan.position} / ${scan.book_size}, scanné à ${time(scan.scanned_at)}`;
       const outcome = document.createElement("strong");
       outcome.textContent =
-        scan.outcome === "rejected" ? `${OUTCOMES.rejected} : ${refusal(scan.problem)[0]}` : OUTCOMES[scan.outcome];
+        scan.outcome === "rejected" ? `${OUTCOMES.rejected}\u00a0: ${refusal(scan.problem)[0]}` : OUTCOMES[scan.outcome];
       li.append(what, " — ", outcome);
       return li;
     }),
@@ -185,7 +185,7 @@ async function activate(event) {
   if (!response.ok) {
     $("activation-error").hidden = false;
     $("activation-error").textContent =
-      response.status === 422 ? "Donnez un nom de 1 à 100 caractères." : "L'activation a échoué : rechargez la page.";
+      response.status === 422 ? "Donnez un nom de 1 à 100 caractères." : "L'activation a échoué\u00a0: rechargez la page.";
     return;
   }
   const device = await response.json();

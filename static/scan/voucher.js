@@ -66,11 +66,11 @@ export function parseText(input) {
   const version = view.getUint8(0);
   if (version !== VERSION) throw malformed(`version ${version} inconnue`);
   const voucherId = view.getBigUint64(2);
-  if (voucherId === 0n || voucherId > MAX_VOUCHER_ID) throw malformed("numéro de bon hors limites");
+  if (voucherId === 0n || voucherId > MAX_VOUCHER_ID) throw malformed("numéro de coupon hors limites");
   const position = view.getUint8(16);
   const bookSize = view.getUint8(17);
-  if (bookSize !== 5 && bookSize !== 10) throw malformed(`carnet de ${bookSize} bons`);
-  if (position === 0 || position > bookSize) throw malformed(`bon ${position} d'un carnet de ${bookSize}`);
+  if (bookSize !== 5 && bookSize !== 10) throw malformed(`carnet de ${bookSize} coupons`);
+  if (position === 0 || position > bookSize) throw malformed(`coupon ${position} d'un carnet de ${bookSize}`);
   return {
     kid: view.getUint8(1),
     voucherId: voucherId.toString(),
@@ -117,12 +117,12 @@ export function parseTypedCode(input) {
     throw malformed(`${values.length} signes au lieu de ${TYPED_SYMBOLS}`);
   }
   const data = values.slice(0, TYPED_SYMBOLS - 1);
-  if (data[0] > 7) throw malformed("numéro de bon hors limites");
+  if (data[0] > 7) throw malformed("numéro de coupon hors limites");
   if (values[TYPED_SYMBOLS - 1] !== checkValue(data)) {
     throw malformed("le dernier signe ne correspond pas : vérifiez la saisie");
   }
   const voucherId = data.reduce((id, value) => (id << 5n) | BigInt(value), 0n);
-  if (voucherId === 0n) throw malformed("numéro de bon hors limites");
+  if (voucherId === 0n) throw malformed("numéro de coupon hors limites");
   return voucherId.toString();
 }
 

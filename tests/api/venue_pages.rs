@@ -203,7 +203,7 @@ async fn a_venue_cancels_its_own_redemption_with_a_reason_and_not_another_venues
     assert_eq!(cancelled().await, 0);
 
     let done = venue
-        .submit("/lieu/ateliers", &action, &[("reason", "Erreur de bon")])
+        .submit("/lieu/ateliers", &action, &[("reason", "Erreur de coupon")])
         .await;
     assert_eq!(done.status, 303);
     assert_eq!(done.location(), format!("/lieu/ateliers?annule={id}"));

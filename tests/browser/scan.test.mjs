@@ -76,13 +76,14 @@ describe('the scan page', () => {
   let issuer;
   let venueToken;
   let book;
+  let otherBook;
   let dir;
 
   const title = () => page.locator('#verdict-title');
   const verdictIs = async (text) => {
     await page.locator('#verdict-title', { hasText: text }).waitFor();
   };
-  const photo = (buffer) => page.setInputFiles('#photo', { name: 'bon.png', mimeType: 'image/png', buffer });
+  const photo = (buffer) => page.setInputFiles('#photo', { name: 'coupon.png', mimeType: 'image/png', buffer });
   const shot = async (name) => {
     await fitsThePhone(page);
     return screenshot(page, name, PHONE.width);
@@ -94,6 +95,7 @@ describe('the scan page', () => {
     issuer = await apiToken(server, ACCOUNTS.issuer);
     venueToken = await apiToken(server, ACCOUNTS.venue);
     book = await issueBook(server, issuer);
+    otherBook = await issueBook(server, issuer);
     dir = mkdtempSync(join(tmpdir(), 'passnum-scan-'));
     const video = join(dir, 'camera.y4m');
     qrVideo(book.vouchers[0].code, video);
@@ -115,6 +117,7 @@ describe('the scan page', () => {
     assert.equal(new URL(page.url()).pathname, '/lieu/');
     await page.getByRole('heading', { name: 'Activer ce téléphone' }).waitFor();
     await checkAccessibility(page, 'scan page, activation');
+    await shot('scan-activation');
     await page.getByLabel('Nom de ce téléphone').fill('Téléphone de test');
     await page.getByRole('button', { name: 'Activer ce téléphone' }).click();
     await page.locator('#scan-app[data-ready="true"]').waitFor();
@@ -139,7 +142,7 @@ describe('the scan page', () => {
     assert.equal(first.theme, 'email');
     assert.equal(first.duration_minutes, 90);
 
-    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await verdictIs('Déjà utilisé');
     assert.equal(await page.locator('#workshop').isVisible(), false);
     await checkAccessibility(page, 'scan page, already used');
@@ -150,7 +153,7 @@ describe('the scan page', () => {
 
   test('offline, a scan is checked on the phone and queued; back online, it is sent and its outcome shown', async () => {
     const qr = await printedQr(server, issuer, book.vouchers[1].voucher_id);
-    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await page.context().setOffline(true);
     await page.getByText(/^Hors connexion/).waitFor();
     await photo(qr);
@@ -176,14 +179,38 @@ describe('the scan page', () => {
     assert.equal(sent.theme, 'online_procedures');
   });
 
+  test('offline, a coupon that another venue redeemed meanwhile comes back as a conflict for the funder', async () => {
+    const voucher = otherBook.vouchers[0];
+    const qr = await printedQr(server, issuer, voucher.voucher_id);
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.context().setOffline(true);
+    await page.getByText(/^Hors connexion/).waitFor();
+    await photo(qr);
+    await verdictIs('Valide — atelier 1 / 5');
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    const otherVenue = await apiToken(server, ACCOUNTS.venue2);
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
+    await api(server, otherVenue, 'POST', '/api/v1/redemptions', {
+      code: voucher.code, workshop: { theme: 'email', held_on: today, duration_minutes: 60 },
+    });
+    await page.context().setOffline(false);
+    await page.getByText('Déjà utilisé dans un autre lieu : transmis au financeur').waitFor();
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
+    await checkAccessibility(page, 'scan page, a conflict');
+    const funder = await apiToken(server, ACCOUNTS.funder);
+    const conflicts = await api(server, funder, 'GET', '/api/v1/conflicts');
+    assert.deepEqual(conflicts.items.map((c) => c.voucher_id), [voucher.voucher_id]);
+  });
+
   test('a forged QR code is refused on the phone, with no request sent', async () => {
     const forged = await QRCode.toBuffer(forge(book.vouchers[2].code), { errorCorrectionLevel: 'Q', margin: 4, scale: 8 });
-    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     const requests = [];
     const listen = (request) => requests.push(request.url());
     page.on('request', listen);
     await photo(forged);
-    await verdictIs('Bon refusé : faux');
+    await verdictIs('Coupon refusé : faux');
     page.off('request', listen);
     assert.deepEqual(requests, []);
     assert.equal(await page.locator('#workshop').isVisible(), false);
@@ -195,11 +222,11 @@ describe('the scan page', () => {
   });
 
   test('a typed code is checked by the server', async () => {
-    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await page.getByLabel('Code à taper').fill(book.vouchers[3].typed_code.toLowerCase());
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Valide — atelier 4 / 5');
-    await page.getByRole('button', { name: 'Scanner un autre bon' }).click();
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await page.getByLabel('Code à taper').fill('0000-0000-0000-1Z');
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Code illisible');
@@ -216,7 +243,7 @@ describe('the scan page', () => {
     await screenshot(pages, 'venue-workshops', PHONE.width);
     const [first] = await redemptions();
     await pages.locator('summary', { hasText: new RegExp(`l'atelier n° ${first.id}$`) }).click();
-    await pages.locator(`#motif-${first.id}`).fill('Bon scanné par erreur');
+    await pages.locator(`#motif-${first.id}`).fill('Coupon scanné par erreur');
     await pages.getByRole('button', { name: `Annuler l'atelier n° ${first.id}`, exact: true }).click();
     await pages.getByText(`L'atelier n° ${first.id} est annulé`).waitFor();
     await checkAccessibility(pages, 'venue workshops after a cancellation');
@@ -243,7 +270,16 @@ describe('the scan page', () => {
     await checkAccessibility(pages, 'venue devices');
     await fitsThePhone(pages);
     await screenshot(pages, 'venue-devices', PHONE.width);
+
+    // A phone withdrawn here learns it at its next sync and asks to be activated again.
+    await pages.getByRole('button', { name: 'Retirer « Téléphone de test »' }).click();
+    await pages.getByText(/^Retiré le/).waitFor();
     await pages.context().close();
+    await page.getByRole('button', { name: 'Envoyer maintenant' }).click();
+    await page.getByRole('heading', { name: 'Activer ce téléphone' }).waitFor();
+    await page.getByLabel('Nom de ce téléphone').fill('Téléphone de test, réactivé');
+    await page.getByRole('button', { name: 'Activer ce téléphone' }).click();
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
   });
 
   test('with the server gone, the page reopens from the phone and queues the scan', async () => {
