@@ -115,6 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/statements/{id}").get(statements::get))
                 .service(web::resource("/programs/{id}/statement").get(statements::live))
                 .service(web::resource("/statements/{id}/csv").get(statements::csv))
+                .service(web::resource("/statements/{id}/pdf").get(statements::pdf))
                 .service(web::resource("/statements/{id}/payments").post(statements::pay)),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))

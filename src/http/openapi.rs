@@ -63,6 +63,7 @@ use super::{
         statements::csv,
         statements::live,
         statements::pay,
+        statements::pdf,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,

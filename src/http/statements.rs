@@ -95,10 +95,7 @@ pub async fn csv(
     let scope =
         statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
     let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
-    let name = match scope {
-        None => format!("releve-{id}.csv"),
-        Some(venue) => format!("releve-{id}-lieu-{venue}.csv"),
-    };
+    let name = format!("{}.csv", file_stem(*id, scope));
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -197,5 +194,35 @@ fn wants_csv(req: &HttpRequest) -> bool {
     match (position("text/csv"), position("application/json")) {
         (Some(csv), Some(json)) => csv < json,
         (csv, _) => csv.is_some(),
+    }
+}
+
+/// The statement as a PDF in French: the whole for its funder, the extract for a venue.
+#[utoipa::path(get, path = "/api/v1/statements/{id}/pdf", tag = "statements",
+    responses((status = 200, content_type = "application/pdf", description = "The statement, printable")), security(("bearer" = [])))]
+pub async fn pdf(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Funder, Role::Venue])?;
+    let mut conn = state.pool.get().await?;
+    let scope =
+        statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
+    let bytes = statements::pdf::render(&mut conn, *id, scope).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.pdf\"", file_stem(*id, scope)),
+        ))
+        .body(bytes))
+}
+
+/// `releve-12` for the whole, `releve-12-lieu-7` for a venue's extract.
+fn file_stem(id: i64, venue: Option<i64>) -> String {
+    match venue {
+        None => format!("releve-{id}"),
+        Some(venue) => format!("releve-{id}-lieu-{venue}"),
     }
 }

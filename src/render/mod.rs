@@ -6,6 +6,8 @@
 
 pub mod book_pdf;
 pub mod qr;
+pub mod statement_pdf;
+pub mod typeset;
 
 pub use qr::{
     DarkRun, Mode, QrCode, QrError, MAX_PIXELS_PER_MODULE, MIN_PIXELS_PER_MODULE,

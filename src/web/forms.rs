@@ -148,7 +148,7 @@ impl FormErrors {
     pub fn summary(&self) -> Markup {
         html! {
             @if !self.is_empty() {
-                div.alert.alert--error role="alert" tabindex="-1" #erreurs {
+                div.alert.alert--error role="alert" tabindex="-1" autofocus #erreurs {
                     h2.alert__title { "Le formulaire n'a pas été envoyé" }
                     @if let Some(general) = &self.general {
                         p { (general) }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::charts::{self, ISSUED, REDEEMED};
 use super::errors::PageError;
 use super::format;
-use super::forms::{self, blank_to_none, FormErrors, Input, NoFields, Posted};
+use super::forms::{self, blank_to_none, FormErrors, Input, Posted};
 use super::layout;
 use super::session::Session;
 use crate::auth::Role;
@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/programmes/{id}/releves").post(close_statement))
         .service(web::resource("/releves/{id}").get(statement))
         .service(web::resource("/releves/{id}/csv").get(statement_csv))
+        .service(web::resource("/releves/{id}/pdf").get(statement_pdf))
         .service(web::resource("/releves/{id}/paiements").post(pay))
         .service(web::resource("/conflits").get(conflicts))
         .service(web::resource("/conflits/{id}").post(resolve));
@@ -453,8 +454,19 @@ async fn program_page(
             section aria-labelledby="cloture-titre" {
                 h2 #cloture-titre { "Clore le programme" }
                 p { "Plus aucun carnet ne pourra être émis, et les coupons non utilisés seront refusés par les lieux. C'est définitif." }
-                form method="post" action={ (url) "/cloture" } {
+                form.form method="post" action={ (url) "/cloture" } novalidate {
                     (forms::csrf_field(session))
+                    @let error = errors.field("confirm");
+                    div.field.field--error[error.is_some()] {
+                        @if let Some(error) = error {
+                            p.field__error #confirm-erreur { span.visually-hidden { "Erreur : " } (error) }
+                        }
+                        div.radio {
+                            input #confirm type="checkbox" name="confirm" value="oui" required
+                                aria-describedby=[error.map(|_| "confirm-erreur")];
+                            label for="confirm" { "Je confirme la clôture définitive de ce programme." }
+                        }
+                    }
                     button.button.button--danger type="submit" { "Clore le programme" }
                 }
             }
@@ -562,14 +574,35 @@ pub async fn allocate(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct CloseProgramForm {
+    confirm: Option<String>,
+}
+
 pub async fn close_program(
     state: web::Data<AppState>,
-    posted: Posted<NoFields>,
+    posted: Posted<CloseProgramForm>,
     id: web::Path<i32>,
 ) -> Result<HttpResponse, PageError> {
     let funder = posted.session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;
     let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    if posted.form.confirm.as_deref() != Some("oui") {
+        let mut errors = FormErrors::default();
+        errors.add(
+            "confirm",
+            "Cochez la case pour confirmer la clôture : elle est définitive.",
+        );
+        return program_page(
+            &mut conn,
+            &posted.session,
+            row,
+            None,
+            &ProgramForms::default(),
+            &errors,
+        )
+        .await;
+    }
     match programs::close(&mut conn, &row).await {
         Ok(_) => Ok(layout::see_other(&format!(
             "{}?fait=clos",
@@ -714,7 +747,8 @@ async fn statement_page(
             dt { "Clé de signature (kid)" } dd { (summary.kid) }
         }
         div.actions {
-            a.button href={ (url) "/csv" } download { "Télécharger le CSV signé" }
+            a.button href={ (url) "/pdf" } download { "Télécharger le PDF" }
+            a.button.button--secondary href={ (url) "/csv" } download { "Télécharger le CSV signé" }
         }
         h2 { "Par lieu" }
         @if summary.venues.is_empty() {
@@ -973,14 +1007,39 @@ pub async fn statement_csv(
     let mut conn = state.pool.get().await?;
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, summary.id, None).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
+    Ok(download(
+        bytes,
+        "text/csv; charset=utf-8",
+        &format!("releve-{}.csv", summary.id),
+    ))
+}
+
+/// The statement, printable, in French.
+pub async fn statement_pdf(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let mut conn = state.pool.get().await?;
+    let (summary, _) = own_statement(&mut conn, &session, *id).await?;
+    let bytes = statements::pdf::render(&mut conn, summary.id, None).await?;
+    Ok(download(
+        bytes,
+        "application/pdf",
+        &format!("releve-{}.pdf", summary.id),
+    ))
+}
+
+/// A file to save, never cached (it holds the programme's money).
+fn download(bytes: Vec<u8>, content_type: &str, name: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"releve-{}.csv\"", summary.id),
+            format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .body(bytes)
 }
 
 /// What the conflicts page's forms held when shown again with errors.

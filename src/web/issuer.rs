@@ -209,7 +209,7 @@ async fn issue_page(
             choices.push((
                 program.id.to_string(),
                 format!(
-                    "{} — {} coupons restants dans votre dotation",
+                    "{} ({} coupons restants)",
                     program.name,
                     format::number(i64::from(left))
                 ),

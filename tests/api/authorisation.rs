@@ -44,6 +44,8 @@ struct Ids {
     other_conflict: i64,
     /// Closed by the table's own call (the demo programme's first statement).
     statement: i64,
+    /// The demo venue: paid on the demo statement for its one redemption there.
+    payee: i64,
     /// The other funder's, with the other venue's extract only.
     other_statement: i64,
 }
@@ -167,6 +169,16 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/statements/{statement}", VENUE_OR_FUNDER).foreign("/api/v1/statements/{other_statement}"),
         endpoint(M::GET, "/api/v1/statements/{statement}/csv", VENUE_OR_FUNDER)
             .foreign("/api/v1/statements/{other_statement}/csv"),
+        endpoint(M::GET, "/api/v1/statements/{statement}/pdf", VENUE_OR_FUNDER)
+            .foreign("/api/v1/statements/{other_statement}/pdf"),
+        endpoint(M::POST, "/api/v1/statements/{statement}/payments", FUNDER)
+            .body(|ids| {
+                json!({"venue_organisation_id": ids.payee, "amount_cents": 2000,
+                       "paid_on": passnum::domain::paris::today().to_string(), "reference": "VIR-1"})
+            })
+            .foreign("/api/v1/statements/{other_statement}/payments"),
+        endpoint(M::GET, "/api/v1/programs/{program}/statement", FUNDER).foreign("/api/v1/programs/{other_program}/statement"),
+        endpoint(M::GET, "/api/v1/programs/{program}/stats", FUNDER).foreign("/api/v1/programs/{other_program}/stats"),
     ]
 }
 
@@ -284,6 +296,7 @@ async fn objects(app: &TestApp, f: &Fixture) -> Ids {
         redemption2,
         other_redemption,
         venue: f.org_ids["lieu2@demo.passnum.test"],
+        payee: f.org_ids["lieu@demo.passnum.test"],
         issuer: f.org_ids["prescripteur@demo.passnum.test"],
         user: user["id"].as_i64().unwrap(),
         program: f.program_id,

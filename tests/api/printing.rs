@@ -140,14 +140,14 @@ async fn each_voucher_has_its_qr_code_as_svg_and_png() {
 }
 
 /// A real SMTP server (aiosmtpd) that stores what it receives in a maildir.
-struct SmtpServer {
+pub struct SmtpServer {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
     maildir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    fn start() -> SmtpServer {
+    pub fn start() -> SmtpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -182,7 +182,7 @@ impl SmtpServer {
         panic!("the SMTP server did not start");
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub fn messages(&self) -> Vec<Value> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/read_maildir.py");
         let out = Command::new("python3")
             .arg(script)
@@ -205,7 +205,7 @@ impl Drop for SmtpServer {
     }
 }
 
-async fn app_with_smtp(url: &str) -> (TestApp, Fixture) {
+pub async fn app_with_smtp(url: &str) -> (TestApp, Fixture) {
     let mut config = test_config(&new_database().await);
     config.smtp_url = Some(url.to_owned());
     let app = spawn_app_on(config).await;

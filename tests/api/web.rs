@@ -867,6 +867,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         format!("/financeur/programmes/{program}/utilisation"),
         format!("/financeur/releves/{statement}"),
         format!("/financeur/releves/{statement}/csv"),
+        format!("/financeur/releves/{statement}/pdf"),
     ] {
         let answer = visitor.get(&path).await;
         assert_eq!(answer.status, 404, "{path}");
@@ -926,4 +927,171 @@ async fn the_menu_marks_the_page_the_user_is_on() {
     assert!(list
         .body
         .contains("href=\"/prescripteur/\" aria-current=\"page\""));
+}
+
+#[tokio::test]
+async fn closing_a_programme_asks_for_a_confirmation() {
+    let app = spawn_app().await;
+    let f = crate::helpers::fixture(&app).await;
+    let mut visitor = Visitor::login(&app, "financeur@demo.passnum.test").await;
+    let page = format!("/financeur/programmes/{}", f.program_id);
+    let action = format!("{page}/cloture");
+    let unconfirmed = visitor.submit(&page, &action, &[]).await;
+    assert_eq!(unconfirmed.status, 422);
+    assert!(unconfirmed.body.contains("Cochez la case pour confirmer"));
+    assert_eq!(app.count("programs WHERE closed_at IS NOT NULL").await, 0);
+    let confirmed = visitor.submit(&page, &action, &[("confirm", "oui")]).await;
+    assert_eq!(confirmed.status, 303);
+    assert_eq!(app.count("programs WHERE closed_at IS NOT NULL").await, 1);
+    // Closed twice: the domain's refusal, shown in French on the page.
+    let again = visitor
+        .post(
+            &action,
+            &[
+                ("csrf_token", &unconfirmed.csrf_token()),
+                ("confirm", "oui"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(again
+        .body
+        .contains("L'état actuel ne permet pas cette action"));
+}
+
+#[tokio::test]
+async fn a_refused_book_form_comes_back_with_french_errors_and_stores_nothing() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let form = visitor.get(page).await;
+    let program = hidden_option(&form.body);
+    let answer = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "10"),
+                ("reference", "D-1"),
+                ("postcode", "75001"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(answer.body.contains("hors du territoire du programme"));
+    assert!(answer.body.contains("aria-invalid=\"true\""));
+    assert!(
+        answer.body.contains("value=\"D-1\""),
+        "what was typed is kept"
+    );
+    for bad_size in ["7", "dix"] {
+        let answer = visitor
+            .submit(
+                page,
+                page,
+                &[
+                    ("program_id", &program),
+                    ("size", bad_size),
+                    ("reference", "D-1"),
+                    ("postcode", "67100"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "size {bad_size}");
+    }
+    assert_eq!(app.count("books").await, 0);
+}
+
+/// The value of the first `<option>` of a page.
+fn hidden_option(html: &str) -> String {
+    let at = html.find("<option value=\"").expect("an option") + "<option value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgotten() {
+    let smtp = crate::printing::SmtpServer::start();
+    let (app, _) = crate::printing::app_with_smtp(&format!("smtp://127.0.0.1:{}", smtp.port)).await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let program = hidden_option(&visitor.get(page).await.body);
+    let issued = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "5"),
+                ("reference", "M-7"),
+                ("postcode", "67000"),
+                ("email", "beneficiaire@example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(issued.status, 303, "{}", issued.body);
+    let book_page = issued.location().trim_end_matches("?fait=emis").to_owned();
+    let book = visitor.get(&book_page).await;
+    assert!(book
+        .body
+        .contains("Laissez vide pour utiliser l'adresse saisie"));
+    let sent = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "")],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert!(sent.location().ends_with("?fait=envoye"));
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["to"], "beneficiaire@example.org");
+    assert_eq!(
+        app.count("books WHERE beneficiary_email IS NOT NULL").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let page = "/prescripteur/carnets/nouveau";
+    let program = hidden_option(&visitor.get(page).await.body);
+    let issued = visitor
+        .submit(
+            page,
+            page,
+            &[
+                ("program_id", &program),
+                ("size", "5"),
+                ("reference", "M-8"),
+                ("postcode", "67000"),
+            ],
+        )
+        .await;
+    let book_page = issued.location().trim_end_matches("?fait=emis").to_owned();
+    let no_address = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "")],
+        )
+        .await;
+    assert_eq!(no_address.status, 422);
+    assert!(no_address
+        .body
+        .contains("Saisissez une adresse e-mail valide."));
+    let failed = visitor
+        .submit(
+            &book_page,
+            &format!("{book_page}/envoyer"),
+            &[("email", "quelqu.un@example.org")],
+        )
+        .await;
+    assert_eq!(failed.status, 503);
+    assert!(failed.body.contains("Le carnet reste émis"));
+    assert_eq!(app.count("books WHERE revoked_at IS NULL").await, 1);
+    assert_eq!(app.count("book_sends WHERE outcome = 'failed'").await, 1);
 }

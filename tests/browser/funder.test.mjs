@@ -1,10 +1,18 @@
 // The funder: sees the programme's money and usage, allocates, closes a
-// statement, downloads it, records a payment; every page passes axe-core.
+// statement, downloads it (CSV and PDF), records a payment; every page
+// passes axe-core.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACCOUNTS, api, apiToken, checkAccessibility, launchBrowser, login, newPage, screenshots, startServer,
 } from './lib/harness.mjs';
+
+/** The bytes of a download. */
+async function readAll(download) {
+  const chunks = [];
+  for await (const chunk of await download.createReadStream()) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
 
 describe('funder', () => {
   let server;
@@ -63,19 +71,20 @@ describe('funder', () => {
     await checkAccessibility(page, 'statement page');
     await screenshots(page, 'financeur-releve');
 
+    const [pdf] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Télécharger le PDF' }).click(),
+    ]);
+    assert.match(pdf.suggestedFilename(), /^releve-\d+\.pdf$/);
+    const pdfBytes = await readAll(pdf);
+    assert.equal(pdfBytes.subarray(0, 5).toString('latin1'), '%PDF-');
+
     const [download] = await Promise.all([
       page.waitForEvent('download'),
       page.getByRole('link', { name: 'Télécharger le CSV signé' }).click(),
     ]);
     assert.match(download.suggestedFilename(), /^releve-\d+\.csv$/);
-    const csv = await new Promise((resolveCsv, reject) => {
-      download.createReadStream().then((stream) => {
-        const chunks = [];
-        stream.on('data', (c) => chunks.push(c));
-        stream.on('end', () => resolveCsv(Buffer.concat(chunks).toString('utf8')));
-        stream.on('error', reject);
-      }, reject);
-    });
+    const csv = (await readAll(download)).toString('utf8');
     const lines = csv.replace(/^\uFEFF/, '').trimEnd().split('\r\n');
     assert.equal(lines[0], 'statement_number;redemption_id;redeemed_at;venue_siret;venue_name;voucher_id;position;theme;held_on;amount_cents');
     assert.equal(lines.length, 3, csv);

@@ -51,6 +51,25 @@ describe('logging in', () => {
     });
   }
 
+  test('the keyboard reaches the content first, and the focus is visible', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.issuer);
+    await page.keyboard.press('Tab');
+    const skip = await page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { text: el.textContent, outline: style.outlineStyle, width: style.outlineWidth };
+    });
+    assert.equal(skip.text, 'Aller au contenu');
+    assert.equal(skip.outline, 'solid');
+    assert.equal(skip.width, '3px');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'contenu');
+    // Then Tab goes on into the page's own content, not back to the menu.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.closest('main') !== null), true);
+  });
+
   test('a page of another role is refused', async () => {
     const page = await newPage(browser);
     await login(page, server, ACCOUNTS.issuer);

@@ -177,11 +177,59 @@ mod tests {
     }
 
     #[test]
+    fn what_is_written_reads_back_the_same() {
+        let tricky = line("=1+1; \"quoted\"\r\nnext", -2000);
+        let rows = read(&csv(9, &[line("Café", 2000), tricky]));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][4], "Café");
+        assert_eq!(rows[1][4], "=1+1; \"quoted\"\r\nnext");
+        assert_eq!(rows[1][9], "-2000");
+        assert!(rows.iter().all(|r| r.len() == 10 && r[0] == "9"));
+    }
+
+    #[test]
     fn a_live_statement_leaves_the_number_empty() {
         let mut out = start();
         push_line(&mut out, None, &line("Café", 2000));
         assert!(out.ends_with(
             "\r\n;7;2026-11-20T09:30:00Z;73282932000074;Café;123;3;email;2026-11-20;2000\r\n"
         ));
+    }
+}
+
+/// Reads the cells of each line back from statement CSV bytes (after the
+/// header), undoing the quoting and the formula guard: what a reader of the
+/// signed file sees.
+pub fn read(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_start_matches('\u{feff}');
+    let mut rows = Vec::new();
+    let (mut row, mut cell) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ';') => row.push(unguard(std::mem::take(&mut cell))),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(unguard(std::mem::take(&mut cell)));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    rows.into_iter().skip(1).collect()
+}
+
+fn unguard(cell: String) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest.to_owned(),
+        _ => cell,
     }
 }

@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod live;
 pub mod payments;
+pub mod pdf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
