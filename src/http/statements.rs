@@ -220,7 +220,7 @@ pub async fn pdf(
 }
 
 /// `releve-12` for the whole, `releve-12-lieu-7` for a venue's extract.
-fn file_stem(id: i64, venue: Option<i64>) -> String {
+pub fn file_stem(id: i64, venue: Option<i64>) -> String {
     match venue {
         None => format!("releve-{id}"),
         Some(venue) => format!("releve-{id}-lieu-{venue}"),

@@ -20,6 +20,7 @@ use crate::auth::Role;
 use crate::domain::devices::{self, NewDevice};
 use crate::domain::redemptions::{self, Redemption};
 use crate::domain::{paris, statements, themes};
+use crate::http::statements::file_stem;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -31,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/ateliers").get(redemption_list))
         .service(web::resource("/ateliers/{id}/annuler").post(cancel))
         .service(web::resource("/releves").get(statement_list))
-        .service(web::resource("/releves/{id}/csv").get(statement_csv));
+        .service(web::resource("/releves/{id}/csv").get(statement_csv))
+        .service(web::resource("/releves/{id}/pdf").get(statement_pdf));
 }
 
 /// What the scan page needs offline: the service worker caches these.
@@ -488,10 +490,13 @@ pub async fn statement_list(
                             h2.card__title { "Relevé n° " (s.number) }
                             p.muted { "Programme " (s.program_id) ", du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
                             p { strong { (s.total_count) " atelier" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
-                            p {
-                                a href={ "/lieu/releves/" (s.id) "/csv" } download {
+                            ul.downloads {
+                                li { a href={ "/lieu/releves/" (s.id) "/csv" } download {
                                     "Télécharger l'extrait signé (CSV)" span.visually-hidden { " du relevé n° " (s.number) }
-                                }
+                                } }
+                                li { a href={ "/lieu/releves/" (s.id) "/pdf" } download {
+                                    "Télécharger l'extrait imprimable (PDF)" span.visually-hidden { " du relevé n° " (s.number) }
+                                } }
                             }
                             details {
                                 summary { "Empreinte et signature" span.visually-hidden { " du relevé n° " (s.number) } }
@@ -516,20 +521,57 @@ pub async fn statement_csv(
     session: Session,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
+    let (mut conn, scope) = own_extract(&state, &session, *id).await?;
+    let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
+    Ok(download(
+        bytes,
+        "text/csv; charset=utf-8",
+        *id,
+        scope,
+        "csv",
+    ))
+}
+
+/// The venue's extract, printable, in French.
+pub async fn statement_pdf(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let (mut conn, scope) = own_extract(&state, &session, *id).await?;
+    let bytes = statements::pdf::render(&mut conn, *id, scope).await?;
+    Ok(download(bytes, "application/pdf", *id, scope, "pdf"))
+}
+
+/// A connection and the venue's scope on statement `id` (404 when it has no extract on it).
+async fn own_extract(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+) -> Result<(crate::db::Connection, Option<i64>), PageError> {
     let venue = session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
-    let scope =
-        statements::viewer_scope(&mut conn, *id, Role::Venue, venue.organisation.id).await?;
-    let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
+    let scope = statements::viewer_scope(&mut conn, id, Role::Venue, venue.organisation.id).await?;
+    Ok((conn, scope))
+}
+
+/// A file to save, never cached (it holds the venue's money).
+fn download(
+    bytes: Vec<u8>,
+    content_type: &str,
+    id: i64,
+    scope: Option<i64>,
+    extension: &str,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!(
-                "attachment; filename=\"releve-{}-lieu-{}.csv\"",
-                *id, venue.organisation.id
+                "attachment; filename=\"{}.{extension}\"",
+                file_stem(id, scope)
             ),
         ))
-        .body(bytes))
+        .body(bytes)
 }

@@ -263,16 +263,35 @@ async fn a_venue_downloads_exactly_its_signed_extract_and_no_other() {
         .starts_with("text/csv"));
     assert_eq!(download.bytes().await.unwrap(), signed);
 
+    let pdf = app
+        .client
+        .get(app.url(&format!("/lieu/releves/{id}/pdf")))
+        .header(
+            "cookie",
+            format!("passnum_session={}", venue.cookies["passnum_session"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()[CONTENT_TYPE], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
+
     let mut other = Visitor::login(&app, OTHER_VENUE).await;
     assert!(!other
         .get("/lieu/releves")
         .await
         .body
         .contains(&format!("/lieu/releves/{id}/csv")));
-    assert_eq!(
-        other.get(&format!("/lieu/releves/{id}/csv")).await.status,
-        404
-    );
+    for format in ["csv", "pdf"] {
+        assert_eq!(
+            other
+                .get(&format!("/lieu/releves/{id}/{format}"))
+                .await
+                .status,
+            404
+        );
+    }
 }
 
 #[tokio::test]
