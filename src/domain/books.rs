@@ -618,6 +618,23 @@ pub async fn replace(
         .filter(|(_, redeemed)| !redeemed)
         .map(|(v, _)| v)
         .collect();
+    // Checked here, not left to the table's constraints: a 410 or a 409 that
+    // says why, rather than a failed insert.
+    if book.expires_on < program.today() {
+        return Err(ApiError::new(
+            ProblemType::VoucherExpired,
+            format!(
+                "This book expired on {}: a replacement, valid as long, would be expired too.",
+                book.expires_on
+            ),
+        ));
+    }
+    if old.is_empty() {
+        return Err(ApiError::new(
+            ProblemType::Conflict,
+            "Every voucher of this book has been used: there is nothing to replace.",
+        ));
+    }
     let positions: Vec<i16> = old.iter().map(|v| v.position).collect();
     let replaces: Vec<i64> = old.iter().map(|v| v.id).collect();
     let face_value = old

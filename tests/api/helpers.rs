@@ -115,6 +115,14 @@ pub struct TestApp {
     pub address: String,
     pub state: AppState,
     pub client: reqwest::Client,
+    /// The server task, stopped with the app so its pool closes too.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 /// The real server on port 0 with a fresh database.
@@ -132,11 +140,12 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
         .expect("prepare the state");
     let app = Application::build(state.clone()).expect("bind");
     let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         state,
         client: reqwest::Client::new(),
+        server,
     }
 }
 

@@ -7,6 +7,7 @@
 mod accounts;
 mod authorisation;
 mod books;
+mod conservation;
 mod foundation;
 mod helpers;
 mod keys;

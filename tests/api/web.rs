@@ -474,18 +474,26 @@ struct Forms {
     cases: Vec<(&'static str, String, &'static str)>,
 }
 
-async fn forms_of_every_page(app: &TestApp) -> Forms {
-    let f = crate::helpers::fixture(app).await;
-    let issuer = &f.tokens[&passnum::auth::Role::Issuer];
-    let book: serde_json::Value = app
-        .with_token(reqwest::Method::POST, "/api/v1/books", issuer)
-        .json(&serde_json::json!({"program_id": f.program_id, "size": 5, "beneficiary": {"reference": "R-1", "postcode": "67100"}}))
+/// Closes a statement of the demo programme up to today; returns its id.
+async fn close_statement(app: &TestApp, f: &crate::helpers::Fixture) -> i64 {
+    let res = app
+        .with_token(
+            reqwest::Method::POST,
+            &format!("/api/v1/programs/{}/statements", f.program_id),
+            &f.tokens[&passnum::auth::Role::Funder],
+        )
+        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(res.status(), 201);
+    let statement: serde_json::Value = res.json().await.unwrap();
+    statement["id"].as_i64().unwrap()
+}
+
+async fn forms_of_every_page(app: &TestApp) -> Forms {
+    let f = crate::helpers::fixture(app).await;
+    let book = crate::redemptions::issue_book(app, &f, 5).await;
     let venue_token = &f.tokens[&passnum::auth::Role::Venue];
     let code = book["vouchers"][0]["code"].as_str().unwrap();
     let redemption = crate::redemptions::redeem(app, venue_token, code)
@@ -506,20 +514,7 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
         .unwrap();
     let device = device["id"].as_i64().unwrap();
     let book = book["id"].as_i64().unwrap();
-    let statement: serde_json::Value = app
-        .with_token(
-            reqwest::Method::POST,
-            &format!("/api/v1/programs/{}/statements", f.program_id),
-            &f.tokens[&passnum::auth::Role::Funder],
-        )
-        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let statement = statement["id"].as_i64().unwrap();
+    let statement = close_statement(app, &f).await;
     let venue = f.org_ids["lieu@demo.passnum.test"];
     let user = user_id(app, "lieu2@demo.passnum.test").await;
     let program = f.program_id;
@@ -794,32 +789,10 @@ fn visitor_token(body: &str) -> String {
 async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
     let app = spawn_app().await;
     let f = crate::helpers::fixture(&app).await;
-    use passnum::auth::Role;
     // The demo issuer's book, and a statement of the demo programme.
-    let book: serde_json::Value = app
-        .with_token(reqwest::Method::POST, "/api/v1/books", &f.tokens[&Role::Issuer])
-        .json(&serde_json::json!({"program_id": f.program_id, "size": 5, "beneficiary": {"reference": "R-1", "postcode": "67100"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let book = crate::redemptions::issue_book(&app, &f, 5).await;
     let book = book["id"].as_i64().unwrap();
-    let statement: serde_json::Value = app
-        .with_token(
-            reqwest::Method::POST,
-            &format!("/api/v1/programs/{}/statements", f.program_id),
-            &f.tokens[&Role::Funder],
-        )
-        .json(&serde_json::json!({"period_end": passnum::domain::paris::today()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let statement = statement["id"].as_i64().unwrap();
+    let statement = close_statement(&app, &f).await;
     let program = f.program_id;
 
     let before = snapshot(&app).await;
@@ -835,7 +808,7 @@ async fn another_organisation_s_objects_answer_404_and_stay_as_they_were() {
         let answer = visitor.get(&path).await;
         assert_eq!(answer.status, 404, "{path}");
         assert!(answer.body.contains("Page introuvable"), "{path}");
-        assert!(!answer.body.contains("R-1"), "{path} shows the book");
+        assert!(!answer.body.contains("R-7"), "{path} shows the book");
     }
     for action in ["envoyer", "revoquer", "remplacer"] {
         let path = format!("/prescripteur/carnets/{book}/{action}");
@@ -1094,4 +1067,71 @@ async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
     assert!(failed.body.contains("Le carnet reste émis"));
     assert_eq!(app.count("books WHERE revoked_at IS NULL").await, 1);
     assert_eq!(app.count("book_sends WHERE outcome = 'failed'").await, 1);
+}
+
+#[tokio::test]
+async fn a_conflict_is_resolved_from_its_page_once() {
+    use chrono::{Duration, Utc};
+    use passnum::auth::Role;
+    let app = spawn_app().await;
+    let f = crate::helpers::fixture(&app).await;
+    let lieu2 = crate::helpers::login_token(&app, "lieu2@demo.passnum.test").await;
+    let book = crate::redemptions::issue_book(&app, &f, 5).await;
+    let code = book["vouchers"][0]["code"].as_str().unwrap().to_owned();
+    let at = (Utc::now() - Duration::minutes(5)).to_rfc3339();
+    for (token, nonce) in [(f.tokens[&Role::Venue].clone(), "a"), (lieu2, "b")] {
+        let res = app
+            .with_token(reqwest::Method::POST, "/api/v1/redemptions/batch", &token)
+            .json(&serde_json::json!({"items": [{"nonce": nonce, "code": code, "scanned_at": at, "workshop": crate::redemptions::workshop()}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(app.count("conflicts").await, 1);
+    let id = scalar(&app, "SELECT id FROM conflicts").await;
+    let mut visitor = Visitor::login(&app, "financeur@demo.passnum.test").await;
+    let page = visitor.get("/financeur/conflits").await;
+    assert!(page.body.contains("Espace numérique de Colmar"));
+    let action = format!("/financeur/conflits/{id}");
+    let decision = format!("c{id}-decision");
+    let reason = format!("c{id}-reason");
+    let no_reason = visitor
+        .submit(
+            "/financeur/conflits",
+            &action,
+            &[(&decision, "pay"), (&reason, " ")],
+        )
+        .await;
+    assert_eq!(no_reason.status, 422);
+    assert!(no_reason.body.contains("Indiquez le motif"));
+    assert!(no_reason.body.contains(&format!("id=\"{reason}\"")));
+    assert_eq!(app.count("conflicts WHERE decision IS NOT NULL").await, 0);
+    let paid = visitor
+        .submit(
+            "/financeur/conflits",
+            &action,
+            &[(&decision, "pay"), (&reason, "atelier bien donné")],
+        )
+        .await;
+    assert_eq!(paid.status, 303);
+    assert_eq!(
+        app.count("redemptions WHERE conflict_id IS NOT NULL").await,
+        1
+    );
+    let again = visitor
+        .post(
+            &action,
+            &[
+                ("csrf_token", &no_reason.csrf_token()),
+                (&decision, "reject"),
+                (&reason, "non"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(
+        app.count("redemptions WHERE conflict_id IS NOT NULL").await,
+        1
+    );
 }

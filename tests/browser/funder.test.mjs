@@ -28,11 +28,17 @@ describe('funder', () => {
       program_id: program.id, size: 10, beneficiary: { reference: 'F-1', postcode: '67100' },
     });
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
+    const workshop = { theme: 'email', held_on: today, duration_minutes: 90 };
     for (const voucher of book.vouchers.slice(0, 2)) {
-      await api(server, venue, 'POST', '/api/v1/redemptions', {
-        code: voucher.code, workshop: { theme: 'email', held_on: today, duration_minutes: 90 },
-      });
+      await api(server, venue, 'POST', '/api/v1/redemptions', { code: voucher.code, workshop });
     }
+    // The other venue scanned the first voucher offline too: a conflict.
+    const venue2 = await apiToken(server, ACCOUNTS.venue2);
+    const scannedAt = new Date(Date.now() - 60_000).toISOString();
+    const { results } = await api(server, venue2, 'POST', '/api/v1/redemptions/batch', {
+      items: [{ nonce: 'n-1', code: book.vouchers[0].code, scanned_at: scannedAt, workshop }],
+    });
+    assert.equal(results[0].outcome, 'conflict');
   });
   after(async () => {
     await browser?.close();
@@ -99,7 +105,39 @@ describe('funder', () => {
     await checkAccessibility(page, 'statement paid');
 
     await page.getByRole('link', { name: 'Conflits', exact: true }).click();
-    await page.getByText('Aucun conflit en attente.').waitFor();
+    await page.getByText('Espace numérique de Colmar (démo)').waitFor();
     await checkAccessibility(page, 'conflicts');
+    await screenshots(page, 'financeur-conflits');
+    await page.getByLabel('Ne pas le payer').check();
+    await page.getByLabel('Motif').fill('atelier déjà payé au premier lieu');
+    await page.getByRole('button', { name: 'Enregistrer la décision' }).click();
+    await page.waitForURL(/\?fait=rejete$/);
+    await page.getByText('Aucun conflit en attente.').waitFor();
+    await page.getByRole('cell', { name: 'Rejeté' }).waitFor();
+    await checkAccessibility(page, 'conflicts resolved');
+  });
+
+  test('creates a programme', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.funder);
+    await page.getByRole('link', { name: 'Créer un programme' }).click();
+    await checkAccessibility(page, 'new programme form');
+    await page.getByLabel('Nom du programme').fill('Pass numérique Haut-Rhin 2027');
+    await page.getByLabel("Valeur d'un coupon (€)").fill('25');
+    await page.getByLabel('Budget (€)').fill('12 500,00');
+    await page.getByLabel('Territoire : départements').fill('68, 99');
+    const until = new Date();
+    until.setFullYear(until.getFullYear() + 1);
+    await page.getByLabel("Émission possible jusqu'au").fill(until.toISOString().slice(0, 10));
+    await page.getByRole('button', { name: 'Créer le programme' }).click();
+    // "99" is no département: refused, tied to its field.
+    await page.getByRole('alert').waitFor();
+    assert.equal(await page.getByLabel('Territoire : départements').getAttribute('aria-invalid'), 'true');
+    await checkAccessibility(page, 'new programme form with errors');
+    await page.getByLabel('Territoire : départements').fill('68');
+    await page.getByRole('button', { name: 'Créer le programme' }).click();
+    await page.waitForURL(/\/financeur\/programmes\/\d+\?fait=cree$/);
+    await page.getByRole('heading', { name: 'Pass numérique Haut-Rhin 2027' }).waitFor();
+    await page.getByText('12 500,00 €').first().waitFor();
   });
 });

@@ -76,5 +76,9 @@ describe('logging in', () => {
     const res = await page.goto(server.url('/operateur/'));
     assert.equal(res.status(), 403);
     await checkAccessibility(page, 'forbidden page');
+    const missing = await page.goto(server.url('/prescripteur/carnets/424242'));
+    assert.equal(missing.status(), 404);
+    await page.getByRole('heading', { name: 'Page introuvable' }).waitFor();
+    await checkAccessibility(page, 'not found page');
   });
 });

@@ -71,7 +71,6 @@ pub struct Summary {
     /// The statement key's kid, in decimal as in the JWK Set.
     pub kid: String,
     pub signature: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub venues: Vec<VenueSummary>,
 }
 
