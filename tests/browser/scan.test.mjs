@@ -124,6 +124,16 @@ describe('the scan page', () => {
     await page.getByText(/^En ligne/).waitFor();
     await checkAccessibility(page, 'scan page, ready');
     await shot('scan-ready');
+    // Chromium's own verdict on adding it to a home screen (manifest, icons, service worker).
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    const cdp = await page.context().newCDPSession(page);
+    const manifest = await cdp.send('Page.getAppManifest');
+    assert.match(manifest.url, /\/static\/scan\/manifest\.webmanifest/);
+    assert.deepEqual(manifest.errors, []);
+    // A test browser is incognito, which Chromium says first; nothing else may be wrong.
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors.map((e) => e.errorId).filter((id) => id !== 'in-incognito'), []);
+    await cdp.detach();
     const devices = await api(server, venueToken, 'GET', '/api/v1/devices');
     assert.deepEqual(devices.items.map((d) => d.name), ['Téléphone de test']);
   });
