@@ -252,7 +252,17 @@ async function start() {
   $("scan-app").dataset.ready = "true";
 }
 
+/** What staff see when something unforeseen fails, rather than nothing. */
+function unexpected(event) {
+  event.preventDefault?.();
+  verdict = { done: true, ok: false };
+  $("verdict").hidden = false;
+  showRecorded("Erreur inattendue", "Réessayez\u00a0; si cela se répète, rechargez la page.", false);
+  $("next").hidden = false;
+}
+
 function wire() {
+  addEventListener("unhandledrejection", unexpected);
   $("activation-form").addEventListener("submit", activate);
   $("start-camera").addEventListener("click", startCamera);
   $("stop-camera").addEventListener("click", closeCamera);
