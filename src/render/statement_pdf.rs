@@ -86,13 +86,14 @@ const SMALL: Style = Style::regular(8.0, 11.0, GREY);
 const PROOF: Style = Style::regular(8.5, 12.0, BLACK);
 
 /// The table's columns: title, left edge, width; the amount is right-aligned.
+/// The voucher number is printed whole (19 digits), for reconciliation.
 const COLUMNS: [(&str, f32, f32); 6] = [
-    ("Enregistré le", 0.0, 78.0),
-    ("Bon n°", 80.0, 96.0),
-    ("Atelier", 178.0, 34.0),
-    ("Thème", 214.0, 178.0),
-    ("Tenu le", 394.0, 56.0),
-    ("Montant", 452.0, CONTENT_W - 452.0),
+    ("Enregistré le", 0.0, 82.0),
+    ("Bon n°", 84.0, 106.0),
+    ("Atelier", 192.0, 34.0),
+    ("Thème", 232.0, 144.0),
+    ("Tenu le", 380.0, 56.0),
+    ("Montant", 438.0, CONTENT_W - 438.0),
 ];
 
 /// What goes down a page, in order; each has a height.
@@ -164,32 +165,30 @@ pub fn render(statement: &StatementPdf) -> Result<Vec<u8>, StatementPdfError> {
 /// moves to the next with its table head), and a continued table gets its
 /// head again.
 fn paginate<'b, 's>(blocks: &'b [Block<'s>]) -> Vec<Vec<&'b Block<'s>>> {
-    let mut pages: Vec<Vec<&Block>> = vec![Vec::new()];
+    let (mut pages, mut page) = (Vec::new(), Vec::new());
     let mut y = TOP;
-    let mut table_head: Option<&Block> = None;
-    for (i, block) in blocks.iter().enumerate() {
+    let mut table_head = None;
+    for block in blocks {
         let keep_with_next = match block {
             Block::Venue(_) => Block::TableHead.height() + CELL.leading,
             Block::TableHead => CELL.leading,
             _ => 0.0,
         };
-        if y + block.height() + keep_with_next > BOTTOM && !pages.last().is_some_and(Vec::is_empty)
-        {
-            pages.push(Vec::new());
+        if y + block.height() + keep_with_next > BOTTOM && !page.is_empty() {
+            pages.push(std::mem::take(&mut page));
             y = TOP;
             if let (Block::Row(_), Some(head)) = (block, table_head) {
-                pages.last_mut().map(|page| page.push(head));
-                y += head.height();
+                page.push(head);
+                y += Block::TableHead.height();
             }
         }
         if let Block::TableHead = block {
-            table_head = Some(&blocks[i]);
+            table_head = Some(block);
         }
-        if let Some(page) = pages.last_mut() {
-            page.push(block);
-        }
+        page.push(block);
         y += block.height();
     }
+    pages.push(page);
     pages
 }
 
@@ -360,7 +359,7 @@ pub fn euros(cents: i64) -> String {
     let units = (abs / 100).to_string();
     let mut grouped = String::new();
     for (i, digit) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
             grouped.push('\u{a0}');
         }
         grouped.push(digit);

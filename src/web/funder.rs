@@ -2,6 +2,9 @@
 //! programme, statements (close a period, download, record payments), and
 //! the conflicts of offline scans to resolve.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
@@ -25,6 +28,7 @@ use crate::domain::{stats, themes};
 use crate::http::problem::ApiError;
 use crate::keys::Purpose;
 use crate::state::AppState;
+use crate::voucher::typed_code;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(home))
@@ -821,7 +825,7 @@ async fn statement_page(
 
 pub async fn pay(
     state: web::Data<AppState>,
-    posted: Posted<std::collections::HashMap<String, String>>,
+    posted: Posted<HashMap<String, String>>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let Posted { session, form } = posted;
@@ -1083,19 +1087,32 @@ async fn conflicts_page(
     let mut conn = state.pool.get().await?;
     let all = batch::list_conflicts(&mut conn, funder.organisation.id, 0, 500).await?;
     let (open, decided): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.decision.is_none());
-    let mut venue_names = std::collections::HashMap::new();
+    let mut venue_names = HashMap::new();
+    let mut time_zones = HashMap::new();
     for c in open.iter().chain(&decided) {
-        if let std::collections::hash_map::Entry::Vacant(e) =
-            venue_names.entry(c.venue_organisation_id)
-        {
+        if let Entry::Vacant(e) = venue_names.entry(c.venue_organisation_id) {
             e.insert(
                 organisations::find(&mut conn, c.venue_organisation_id)
                     .await?
                     .name,
             );
         }
+        if let Entry::Vacant(e) = time_zones.entry(c.program_id) {
+            e.insert(
+                programs::find_own(&mut conn, c.program_id, funder.organisation.id)
+                    .await?
+                    .tz(),
+            );
+        }
     }
-    let tz = crate::domain::paris::DEFAULT_TIME_ZONE;
+    let tz_of = |program: i32| {
+        time_zones
+            .get(&program)
+            .copied()
+            .unwrap_or(crate::domain::paris::DEFAULT_TIME_ZONE)
+    };
+    let typed =
+        |voucher: i64| typed_code::encode(voucher as u64).unwrap_or_else(|_| voucher.to_string());
     let content = html! {
         h1 { "Conflits à arbitrer" }
         (notice(text))
@@ -1109,10 +1126,10 @@ async fn conflicts_page(
             @let empty = FormErrors::default();
             @let errs = if mine { errors } else { &empty };
             article.card aria-labelledby={ (prefix) "-titre" } {
-                h2 #{ (prefix) "-titre" } { "Coupon " span.code { (c.voucher_id) } }
+                h2 #{ (prefix) "-titre" } { "Coupon " span.code { (typed(c.voucher_id)) } }
                 dl.facts {
                     dt { "Lieu" } dd { (venue_names.get(&c.venue_organisation_id).map(String::as_str).unwrap_or("—")) }
-                    dt { "Scanné le" } dd { (format::instant(c.scanned_at, tz)) }
+                    dt { "Scanné le" } dd { (format::instant(c.scanned_at, tz_of(c.program_id))) }
                     dt { "Atelier" } dd { (themes::label(&c.theme).unwrap_or(&c.theme)) ", le " (format::date(c.held_on)) }
                     dt { "Montant" } dd { (format::euros(c.face_value_cents)) }
                 }
@@ -1140,7 +1157,7 @@ async fn conflicts_page(
                     tbody {
                         @for c in &decided {
                             tr {
-                                th scope="row" .code { (c.voucher_id) }
+                                th scope="row" .code { (typed(c.voucher_id)) }
                                 td { (venue_names.get(&c.venue_organisation_id).map(String::as_str).unwrap_or("—")) }
                                 td { @if c.decision.as_deref() == Some("pay") { "Payé" } @else { "Rejeté" } }
                                 td { (c.decision_reason.as_deref().unwrap_or("—")) }
@@ -1164,7 +1181,7 @@ async fn conflicts_page(
 
 pub async fn resolve(
     state: web::Data<AppState>,
-    posted: Posted<std::collections::HashMap<String, String>>,
+    posted: Posted<HashMap<String, String>>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let Posted { session, form } = posted;

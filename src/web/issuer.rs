@@ -14,7 +14,8 @@ use super::layout;
 use super::session::Session;
 use crate::auth::Role;
 use crate::domain::books::{self, Beneficiary, Book, BookRow, NewBook, VoucherStatus};
-use crate::domain::{printing, programs};
+use crate::domain::printing;
+use crate::domain::programs::{self, Program};
 use crate::http::problem::ProblemType;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -59,6 +60,7 @@ pub async fn home(
         PAGE_SIZE + 1,
     )
     .await?;
+    let allocations = open_allocations(&mut conn, issuer.organisation.id).await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     let mut shown = Vec::new();
     for row in rows.into_iter().take(PAGE_SIZE as usize) {
@@ -79,6 +81,17 @@ pub async fn home(
         });
     let content = html! {
         h1 { "Carnets de l'organisation" }
+        @if !allocations.is_empty() {
+            ul.cards {
+                @for (program, left) in &allocations {
+                    li.card {
+                        h2.card__title { (program.name) }
+                        p { strong { (format::number(*left)) } " coupons restants dans votre dotation" }
+                        p.muted { "Émission possible jusqu'au " (format::date(program.issue_until)) }
+                    }
+                }
+            }
+        }
         div.actions {
             a.button href="/prescripteur/carnets/nouveau" { "Émettre un carnet" }
         }
@@ -132,6 +145,25 @@ pub async fn home(
         }
     };
     Ok(layout::ok(layout::page(Some(&session), "Carnets", content)))
+}
+
+/// The open programmes the organisation may issue from, with the vouchers
+/// left in its allocation.
+async fn open_allocations(
+    conn: &mut AsyncPgConnection,
+    issuer: i64,
+) -> Result<Vec<(Program, i64)>, PageError> {
+    let mut out = Vec::new();
+    for program in programs::list(conn, Role::Issuer, issuer, 0, 100).await? {
+        if program.closed_at.is_some() {
+            continue;
+        }
+        let left = programs::allocation(conn, program.id, issuer)
+            .await?
+            .map_or(0, |a| i64::from(a.vouchers - a.used_vouchers));
+        out.push((program, left));
+    }
+    Ok(out)
 }
 
 fn progress(b: &Book) -> Markup {
@@ -198,24 +230,18 @@ async fn issue_page(
 ) -> Result<HttpResponse, PageError> {
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
-    let mut choices = Vec::new();
-    for program in programs::list(&mut conn, Role::Issuer, issuer.organisation.id, 0, 100).await? {
-        let allocation =
-            programs::allocation(&mut conn, program.id, issuer.organisation.id).await?;
-        let left = allocation
-            .map(|a| a.vouchers - a.used_vouchers)
-            .unwrap_or(0);
-        if program.closed_at.is_none() {
-            choices.push((
-                program.id.to_string(),
-                format!(
-                    "{} ({} coupons restants)",
-                    program.name,
-                    format::number(i64::from(left))
-                ),
-            ));
-        }
-    }
+    let choices: Vec<(String, String)> = open_allocations(&mut conn, issuer.organisation.id)
+        .await?
+        .into_iter()
+        .map(|(program, left)| {
+            let label = format!(
+                "{} ({} coupons restants)",
+                program.name,
+                format::number(left)
+            );
+            (program.id.to_string(), label)
+        })
+        .collect();
     let selected = if form.program_id.is_empty() {
         choices
             .first()

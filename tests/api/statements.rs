@@ -156,31 +156,39 @@ async fn a_closed_period_is_signed_whole_and_per_venue() {
     );
     assert!(!String::from_utf8_lossy(&extract).contains("Malraux"));
 
-    // The independent verifier, from the JWK Set alone.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("releve.csv");
     std::fs::write(&path, &extract).unwrap();
+    let tampered_path = dir.path().join("tampered.csv");
+    let mut changed = extract.clone();
+    changed[10] ^= 1;
+    std::fs::write(&tampered_path, &changed).unwrap();
+
+    // The independent verifier, from the JWK Set alone; one changed byte fails it.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/verify.py");
-    let out = std::process::Command::new("python3")
-        .args([
-            script,
-            "statement",
-            "--jwks",
-            &app.url("/.well-known/jwks.json"),
-            "--kid",
-            kid,
-            "--signature",
-            mine["signature"].as_str().unwrap(),
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (file, ok) in [(&path, true), (&tampered_path, false)] {
+        let out = std::process::Command::new("python3")
+            .args([
+                script,
+                "statement",
+                "--jwks",
+                &app.url("/.well-known/jwks.json"),
+                "--kid",
+                kid,
+                "--signature",
+                mine["signature"].as_str().unwrap(),
+            ])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // `passnum statement verify`, with the JWK Set file and with the key ring;
     // one changed byte fails both.
@@ -194,10 +202,6 @@ async fn a_closed_period_is_signed_whole_and_per_venue() {
             .unwrap(),
     )
     .unwrap();
-    let tampered_path = dir.path().join("tampered.csv");
-    let mut changed = extract.clone();
-    changed[10] ^= 1;
-    std::fs::write(&tampered_path, &changed).unwrap();
     for (file, ok) in [(&path, true), (&tampered_path, false)] {
         for with_jwks in [true, false] {
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_passnum"));

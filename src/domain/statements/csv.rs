@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::sql_types::{BigInt, Date, Nullable, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use serde::Serialize;
@@ -65,28 +65,28 @@ pub fn start() -> String {
 }
 
 /// Appends one line. `number` is empty on a live (unclosed) statement.
+/// Numbers and dates never need quoting; only text goes through [`cell`].
 pub fn push_line(out: &mut String, number: Option<i32>, line: &Line) {
-    let blank = String::new;
-    let cells = [
-        number.map_or_else(blank, |n| n.to_string()),
-        line.redemption_id.map_or_else(blank, |id| id.to_string()),
-        line.redeemed_at
-            .map_or_else(blank, |at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        line.venue_siret.clone(),
-        line.venue_name.clone(),
-        line.voucher_id.map_or_else(blank, |id| id.to_string()),
-        line.position.map_or_else(blank, |p| p.to_string()),
-        line.theme.clone(),
-        line.held_on.to_string(),
-        line.amount_cents.to_string(),
-    ];
-    for (i, value) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(';');
+    fn optional(out: &mut String, value: Option<impl std::fmt::Display>) {
+        if let Some(value) = value {
+            let _ = write!(out, "{value}");
         }
-        let _ = write!(out, "{}", cell(value));
+        out.push(';');
     }
-    out.push_str("\r\n");
+    optional(out, number);
+    optional(out, line.redemption_id);
+    optional(
+        out,
+        line.redeemed_at.map(|at| at.format("%Y-%m-%dT%H:%M:%SZ")),
+    );
+    for text in [&line.venue_siret, &line.venue_name] {
+        out.push_str(&cell(text));
+        out.push(';');
+    }
+    optional(out, line.voucher_id);
+    optional(out, line.position);
+    out.push_str(&cell(&line.theme));
+    let _ = write!(out, ";{};{}\r\n", line.held_on, line.amount_cents);
 }
 
 /// A whole statement (or extract) numbered `number`.
@@ -110,6 +110,43 @@ fn cell(value: &str) -> Cow<'_, str> {
         Cow::Owned(format!("\"{}\"", guarded.replace('"', "\"\"")))
     } else {
         guarded
+    }
+}
+
+/// Reads the cells of each line back from statement CSV bytes (after the
+/// header), undoing the quoting and the formula guard: what a reader of the
+/// signed file sees.
+pub fn read(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_start_matches('\u{feff}');
+    let mut rows = Vec::new();
+    let (mut row, mut cell) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ';') => row.push(unguard(std::mem::take(&mut cell))),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(unguard(std::mem::take(&mut cell)));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    rows.into_iter().skip(1).collect()
+}
+
+fn unguard(cell: String) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest.to_owned(),
+        _ => cell,
     }
 }
 
@@ -194,42 +231,5 @@ mod tests {
         assert!(out.ends_with(
             "\r\n;7;2026-11-20T09:30:00Z;73282932000074;Café;123;3;email;2026-11-20;2000\r\n"
         ));
-    }
-}
-
-/// Reads the cells of each line back from statement CSV bytes (after the
-/// header), undoing the quoting and the formula guard: what a reader of the
-/// signed file sees.
-pub fn read(bytes: &[u8]) -> Vec<Vec<String>> {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim_start_matches('\u{feff}');
-    let mut rows = Vec::new();
-    let (mut row, mut cell) = (Vec::new(), String::new());
-    let (mut quoted, mut chars) = (false, text.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') if cell.is_empty() => quoted = true,
-            (false, ';') => row.push(unguard(std::mem::take(&mut cell))),
-            (false, '\r') if chars.peek() == Some(&'\n') => {}
-            (false, '\n') => {
-                row.push(unguard(std::mem::take(&mut cell)));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    rows.into_iter().skip(1).collect()
-}
-
-fn unguard(cell: String) -> String {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest.to_owned(),
-        _ => cell,
     }
 }
