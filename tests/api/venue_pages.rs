@@ -68,7 +68,46 @@ async fn the_scan_page_activates_the_phone_whose_token_then_scans_for_the_venue(
 
     let nameless = activate(&mut visitor, "  ").await;
     assert_eq!(nameless.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let long = "x".repeat(101);
+    assert_eq!(
+        activate(&mut visitor, &long).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let token = visitor.get("/lieu/").await.csrf_token();
+    let no_name = visitor
+        .post("/lieu/appareils/activer", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(no_name.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.count("devices").await, 1);
+}
+
+#[tokio::test]
+async fn bad_addresses_of_the_venue_pages_are_refused_plainly() {
+    let app = spawn_app().await;
+    fixture(&app).await;
+    let mut venue = Visitor::login(&app, VENUE).await;
+    for (path, status) in [
+        ("/lieu/ateliers?avant=abc", StatusCode::BAD_REQUEST),
+        ("/lieu/ateliers?avant=-5", StatusCode::OK),
+        ("/lieu/releves/abc/csv", StatusCode::NOT_FOUND),
+        ("/lieu/releves/999999/pdf", StatusCode::NOT_FOUND),
+        ("/lieu/nulle-part", StatusCode::NOT_FOUND),
+    ] {
+        let answer = venue.get(path).await;
+        assert_eq!(answer.status, status, "{path}");
+        assert!(
+            answer.headers[CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+    }
+    let token = venue.get("/lieu/appareils").await.csrf_token();
+    let answer = venue
+        .post("/lieu/appareils/abc/retirer", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
