@@ -40,6 +40,8 @@ const dateTime = (iso) =>
 
 let verdict = null;
 let stopCamera = null;
+/** The queued scan the verdict box speaks of, until the server has judged it. */
+let shownNonce = null;
 
 function refusal(problem) {
   return REFUSALS[problem] ?? ["Refusé", `Le serveur refuse ce coupon (${problem}).`];
@@ -71,13 +73,13 @@ function showVerdict(v) {
   box.focus();
 }
 
-function showRecorded(text, detail, ok) {
+function showRecorded(text, detail, ok, { focus = true } = {}) {
   const box = $("verdict");
   box.className = `verdict ${ok ? "verdict--valid" : "verdict--refused"}`;
   $("verdict-title").textContent = text;
   $("verdict-detail").textContent = detail;
   $("workshop").hidden = true;
-  box.focus();
+  if (focus) box.focus();
 }
 
 async function onCode(text) {
@@ -109,6 +111,7 @@ async function onRecord(event) {
       showRecorded("Atelier enregistré", `${where}, enregistré à ${time(done.receipt.redeemed_at)}.`, true);
     } else if (done.recorded === "queued") {
       showRecorded("Enregistré sur le téléphone", `${where}\u00a0: il sera envoyé dès le retour du réseau.`, true);
+      shownNonce = done.nonce;
     } else {
       const [title, detail] = refusal(done.problem);
       const when = done.body?.redeemed_at ? ` Utilisé le ${dateTime(done.body.redeemed_at)}.` : "";
@@ -123,6 +126,7 @@ async function onRecord(event) {
 
 function next() {
   verdict = null;
+  shownNonce = null;
   $("verdict").hidden = true;
   $("workshop").hidden = true;
   $("next").hidden = true;
@@ -141,13 +145,29 @@ async function showQueue() {
       const what = document.createElement("span");
       what.textContent = `Atelier ${scan.position} / ${scan.book_size}, scanné à ${time(scan.scanned_at)}`;
       const outcome = document.createElement("strong");
-      outcome.textContent =
-        scan.outcome === "rejected" ? `${OUTCOMES.rejected}\u00a0: ${refusal(scan.problem)[0]}` : OUTCOMES[scan.outcome];
+      outcome.textContent = outcomeText(scan);
       li.append(what, " — ", outcome);
       return li;
     }),
   );
   $("queue").hidden = scans.length === 0;
+  const judged = scans.find((scan) => scan.nonce === shownNonce && scan.outcome !== "waiting");
+  if (judged) {
+    // The scan on screen was sent: say what became of it, without moving the focus.
+    shownNonce = null;
+    const ok = judged.outcome === "redeemed" || judged.outcome === "duplicate";
+    const where = `Atelier ${judged.position} / ${judged.book_size}`;
+    const [title, detail] = {
+      redeemed: ["Atelier enregistré", "envoyé au retour du réseau."],
+      duplicate: ["Déjà enregistré", "votre lieu l'avait déjà enregistré."],
+      conflict: ["Déjà utilisé", "un autre lieu l'avait enregistré avant vous\u00a0; transmis au financeur."],
+    }[judged.outcome] ?? refusal(judged.problem);
+    showRecorded(title, `${where}\u00a0: ${detail}`, ok, { focus: false });
+  }
+}
+
+function outcomeText(scan) {
+  return scan.outcome === "rejected" ? `${OUTCOMES.rejected}\u00a0: ${refusal(scan.problem)[0]}` : OUTCOMES[scan.outcome];
 }
 
 async function showNetwork(reached) {

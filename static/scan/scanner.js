@@ -80,8 +80,8 @@ async function judgeOnline(code, scannedAt, voucher) {
 
 /**
  * Records the workshop of a valid scan: redeemed at once when the server is
- * reachable, queued otherwise. Answers `{ recorded: "redeemed" | "queued" }`
- * or `{ problem, detail }`.
+ * reachable, queued otherwise. Answers `{ recorded: "redeemed", receipt }`,
+ * `{ recorded: "queued", nonce }` or `{ problem, body }`.
  */
 export async function record(verdict, workshop) {
   if (verdict.online || !("signature" in (verdict.voucher ?? {}))) {
@@ -99,8 +99,9 @@ export async function record(verdict, workshop) {
       if (!("signature" in (verdict.voucher ?? {}))) return { problem: "typed-offline" };
     }
   }
+  const nonce = crypto.randomUUID();
   await store.enqueue({
-    nonce: crypto.randomUUID(),
+    nonce,
     code: verdict.code,
     scanned_at: verdict.scannedAt,
     workshop,
@@ -109,7 +110,7 @@ export async function record(verdict, workshop) {
     book_size: verdict.voucher.bookSize,
     outcome: "waiting",
   });
-  return { recorded: "queued" };
+  return { recorded: "queued", nonce };
 }
 
 async function refreshKeys() {

@@ -181,6 +181,8 @@ describe('the scan page', () => {
     await page.context().setOffline(false);
     await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
     await page.getByText('Envoyé : atelier enregistré').waitFor();
+    await verdictIs('Atelier enregistré');
+    await page.getByText('Atelier 2 / 5 : envoyé au retour du réseau.').waitFor();
     await page.getByText(/^En ligne/).waitFor();
     await checkAccessibility(page, 'scan page, sent after reconnecting');
     await shot('scan-sent');
@@ -206,6 +208,7 @@ describe('the scan page', () => {
     });
     await page.context().setOffline(false);
     await page.getByText('Déjà utilisé dans un autre lieu : transmis au financeur').waitFor();
+    await verdictIs('Déjà utilisé');
     await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
     await checkAccessibility(page, 'scan page, a conflict');
     const funder = await apiToken(server, ACCOUNTS.funder);
