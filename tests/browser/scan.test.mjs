@@ -234,6 +234,35 @@ describe('the scan page', () => {
     assert.equal(check.redeemable, true);
   });
 
+  test("in Chromium, both Ed25519 engines judge every test vector as the format says", async () => {
+    const vectors = JSON.parse(readFileSync(new URL('../vectors/voucher-v1.json', import.meta.url)));
+    const cases = [
+      ...vectors.valid.map((v) => ({ text: v.text, kid: v.kid, x: v.public_key_x, expected: 'valid' })),
+      ...vectors.invalid.map((v) => ({ text: v.text, kid: v.kid, x: v.public_key_x, expected: v.expected })),
+    ];
+    const verdicts = await page.evaluate(async (cases) => {
+      const { parseText } = await import('/static/scan/voucher.js');
+      const { hasWebCryptoEd25519, verifyVoucher, voucherKeys } = await import('/static/scan/verify.js');
+      const out = { webcrypto: await hasWebCryptoEd25519(), results: [] };
+      for (const engine of ['webcrypto', 'noble']) {
+        for (const c of cases) {
+          const keys = voucherKeys({ keys: [{ kty: 'OKP', crv: 'Ed25519', kid: String(c.kid), x: c.x, purpose: 'voucher' }] });
+          let verdict = 'valid';
+          try {
+            await verifyVoucher(parseText(c.text), keys, engine);
+          } catch (error) {
+            verdict = error.problem ?? String(error);
+          }
+          out.results.push({ engine, expected: c.expected, verdict });
+        }
+      }
+      return out;
+    }, cases);
+    assert.equal(verdicts.webcrypto, true, 'this Chromium verifies Ed25519 with WebCrypto');
+    assert.equal(verdicts.results.length, 2 * cases.length);
+    for (const r of verdicts.results) assert.equal(r.verdict, r.expected, r.engine);
+  });
+
   test('a typed code is checked by the server', async () => {
     await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await page.getByLabel('Code à taper').fill(book.vouchers[3].typed_code.toLowerCase());
