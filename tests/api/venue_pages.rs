@@ -381,3 +381,47 @@ async fn the_service_worker_caches_files_that_exist() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_venues_workshops_are_listed_newest_first_fifty_a_page() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let book = issue_book(&app, &f, 10).await;
+        for voucher in book["vouchers"].as_array().unwrap() {
+            let res = redeem(
+                &app,
+                &f.tokens[&Role::Venue],
+                voucher["code"].as_str().unwrap(),
+            )
+            .await;
+            assert_eq!(res.status(), 201);
+            ids.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+        }
+    }
+    let shown = |body: &str| -> Vec<i64> {
+        body.split("Atelier n° ")
+            .skip(1)
+            .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let mut venue = Visitor::login(&app, VENUE).await;
+    let first = venue.get("/lieu/ateliers").await;
+    let newest: Vec<i64> = ids.iter().rev().take(50).copied().collect();
+    assert_eq!(shown(&first.body), newest);
+    let oldest = newest.last().unwrap();
+    assert!(first
+        .body
+        .contains(&format!("/lieu/ateliers?avant={oldest}")));
+    let second = venue.get(&format!("/lieu/ateliers?avant={oldest}")).await;
+    let rest: Vec<i64> = ids.iter().rev().skip(50).copied().collect();
+    assert_eq!(shown(&second.body), rest);
+    assert!(
+        !second.body.contains("?avant="),
+        "the last page links no further"
+    );
+    // Another venue sees none of them.
+    let mut other = Visitor::login(&app, OTHER_VENUE).await;
+    assert!(shown(&other.get("/lieu/ateliers").await.body).is_empty());
+}
