@@ -75,10 +75,7 @@ pub async fn get(
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Funder, Role::Venue])?;
-    let mut conn = state.pool.get().await?;
-    let scope =
-        statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
+    let (mut conn, scope) = readable(&state, &caller, *id).await?;
     Ok(HttpResponse::Ok().json(statements::summary(&mut conn, *id, scope).await?))
 }
 
@@ -90,19 +87,13 @@ pub async fn csv(
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Funder, Role::Venue])?;
-    let mut conn = state.pool.get().await?;
-    let scope =
-        statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
+    let (mut conn, scope) = readable(&state, &caller, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
-    let name = format!("{}.csv", file_stem(*id, scope));
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .body(bytes))
+    Ok(attachment(
+        "text/csv; charset=utf-8",
+        &format!("{}.csv", file_stem(*id, scope)),
+        bytes,
+    ))
 }
 
 /// Records that the funder paid one venue its total on a closed statement.
@@ -205,18 +196,38 @@ pub async fn pdf(
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
+    let (mut conn, scope) = readable(&state, &caller, *id).await?;
+    let bytes = statements::pdf::render(&mut conn, *id, scope).await?;
+    Ok(attachment(
+        "application/pdf",
+        &format!("{}.pdf", file_stem(*id, scope)),
+        bytes,
+    ))
+}
+
+/// A connection, and which part of statement `id` the caller may read: the
+/// whole (`None`, its funder) or a venue's extract.
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<(crate::db::Connection, Option<i64>), ApiError> {
     caller.require(&[Role::Funder, Role::Venue])?;
     let mut conn = state.pool.get().await?;
     let scope =
-        statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
-    let bytes = statements::pdf::render(&mut conn, *id, scope).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
+        statements::viewer_scope(&mut conn, id, caller.role(), caller.organisation_id()).await?;
+    Ok((conn, scope))
+}
+
+/// A file to download.
+fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}.pdf\"", file_stem(*id, scope)),
+            format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .body(bytes)
 }
 
 /// `releve-12` for the whole, `releve-12-lieu-7` for a venue's extract.
