@@ -220,7 +220,7 @@ async fn readable(
 }
 
 /// A file to download.
-fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
+pub fn attachment(content_type: &str, name: &str, bytes: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((

@@ -20,7 +20,7 @@ use crate::auth::Role;
 use crate::domain::devices::{self, NewDevice};
 use crate::domain::redemptions::{self, Redemption};
 use crate::domain::{paris, statements, themes};
-use crate::http::statements::file_stem;
+use crate::http::statements::{attachment, file_stem};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -555,7 +555,7 @@ async fn own_extract(
     Ok((conn, scope))
 }
 
-/// A file to save, never cached (it holds the venue's money).
+/// The extract as a file to save, never cached (it holds the venue's money).
 fn download(
     bytes: Vec<u8>,
     content_type: &str,
@@ -563,15 +563,11 @@ fn download(
     scope: Option<i64>,
     extension: &str,
 ) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{}.{extension}\"",
-                file_stem(id, scope)
-            ),
-        ))
-        .body(bytes)
+    let name = format!("{}.{extension}", file_stem(id, scope));
+    let mut response = attachment(content_type, &name, bytes);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
