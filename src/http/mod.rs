@@ -168,7 +168,8 @@ pub async fn body_limit(
 }
 
 /// Turns every error answer that is not yet a problem (a wrong method, an
-/// extractor's refusal, …) into problem+json, so clients see one error format.
+/// extractor's refusal, …) into problem+json, so clients see one error format;
+/// a browser outside the API gets the matching HTML page instead.
 pub fn ensure_problem<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
@@ -180,6 +181,12 @@ pub fn ensure_problem<B: MessageBody + 'static>(
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
+    if crate::web::errors::wants_html(res.request()) {
+        let page = crate::web::errors::PageError::page_for_status(status);
+        let (req, _) = res.into_parts();
+        let res = ServiceResponse::new(req, page.map_into_boxed_body());
+        return Ok(ErrorHandlerResponse::Response(res.map_into_right_body()));
+    }
     let kind = ProblemType::for_status(status);
     let detail = match kind {
         ProblemType::MethodNotAllowed => format!(

@@ -141,6 +141,22 @@ impl ResponseError for PageError {
     }
 }
 
+impl PageError {
+    /// The error page for a bare status the framework chose (a wrong
+    /// method, say), keeping that status.
+    pub fn page_for_status(status: StatusCode) -> HttpResponse {
+        let error = match status.as_u16() {
+            403 => PageError::Forbidden,
+            400 | 413 | 415 | 422 => PageError::BadRequest,
+            s if s < 500 => PageError::NotFound,
+            _ => PageError::Api(ApiError::internal(format!("status {status}"))),
+        };
+        let mut page = error.error_response();
+        *page.status_mut() = status;
+        page
+    }
+}
+
 /// Whether a request comes from a browser page rather than an API client.
 pub fn wants_html(req: &HttpRequest) -> bool {
     !req.path().starts_with("/api/")

@@ -136,8 +136,12 @@ impl FormErrors {
         Ok(errors)
     }
 
-    /// The status a form shown again with these errors answers.
+    /// The status of a page showing a form with these errors: 200 without
+    /// any, else the refusal's (422 for the page's own checks).
     pub fn status(&self) -> actix_web::http::StatusCode {
+        if self.is_empty() {
+            return actix_web::http::StatusCode::OK;
+        }
         self.refusal
             .map(ProblemType::status)
             .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY)

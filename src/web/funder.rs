@@ -5,7 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use diesel_async::AsyncPgConnection;
@@ -26,6 +26,7 @@ use crate::domain::statements::payments::{self, PaymentRequest};
 use crate::domain::statements::{self, Summary, VenueStatus};
 use crate::domain::{stats, themes};
 use crate::http::problem::ApiError;
+use crate::http::statements::{attachment, file_stem};
 use crate::keys::Purpose;
 use crate::state::AppState;
 use crate::voucher::typed_code;
@@ -242,13 +243,8 @@ fn program_form_page(session: &Session, form: &ProgramForm, errors: &FormErrors)
             button.button type="submit" { "Créer le programme" }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Créer un programme", content),
     )
 }
@@ -476,13 +472,8 @@ async fn program_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &program.name, content),
     ))
 }
@@ -812,13 +803,8 @@ async fn statement_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &title, content),
     ))
 }
@@ -1012,9 +998,10 @@ pub async fn statement_csv(
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, summary.id, None).await?;
     Ok(download(
-        bytes,
+        summary.id,
         "text/csv; charset=utf-8",
-        &format!("releve-{}.csv", summary.id),
+        "csv",
+        bytes,
     ))
 }
 
@@ -1027,23 +1014,19 @@ pub async fn statement_pdf(
     let mut conn = state.pool.get().await?;
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::pdf::render(&mut conn, summary.id, None).await?;
-    Ok(download(
-        bytes,
-        "application/pdf",
-        &format!("releve-{}.pdf", summary.id),
-    ))
+    Ok(download(summary.id, "application/pdf", "pdf", bytes))
 }
 
-/// A file to save, never cached (it holds the programme's money).
-fn download(bytes: Vec<u8>, content_type: &str, name: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .body(bytes)
+/// The whole statement as a file named as the API names it, never cached
+/// (it holds the programme's money).
+fn download(id: i64, content_type: &str, extension: &str, bytes: Vec<u8>) -> HttpResponse {
+    let name = format!("{}.{extension}", file_stem(id, None));
+    let mut response = attachment(content_type, &name, bytes);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// What the conflicts page's forms held when shown again with errors.
@@ -1168,13 +1151,8 @@ async fn conflicts_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Conflits à arbitrer", content),
     ))
 }

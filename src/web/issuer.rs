@@ -1,7 +1,7 @@
 //! The social worker's pages: issue a book, print or email it, follow the
 //! organisation's books, revoke and replace a lost one.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use diesel_async::AsyncPgConnection;
 use maud::{html, Markup};
@@ -287,13 +287,8 @@ async fn issue_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Émettre un carnet", content),
     ))
 }
@@ -387,12 +382,10 @@ pub async fn book(
         notice,
         &BookForms::default(),
         &FormErrors::default(),
-        StatusCode::OK,
     )
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn book_page(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -401,7 +394,6 @@ async fn book_page(
     notice: Option<&str>,
     forms: &BookForms<'_>,
     errors: &FormErrors,
-    status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let program = programs::find_visible(
         conn,
@@ -511,7 +503,7 @@ async fn book_page(
         }
     };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &title, content),
     ))
 }
@@ -586,11 +578,7 @@ pub async fn send(
         email: &form.email,
         ..BookForms::default()
     };
-    let status = errors.status();
-    book_page(
-        &state, &mut conn, &session, row, None, &forms, &errors, status,
-    )
-    .await
+    book_page(&state, &mut conn, &session, row, None, &forms, &errors).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -626,11 +614,7 @@ pub async fn revoke(
                 revoke_reason: &form.revoke_reason,
                 ..BookForms::default()
             };
-            let status = errors.status();
-            book_page(
-                &state, &mut conn, &session, row, None, &forms, &errors, status,
-            )
-            .await
+            book_page(&state, &mut conn, &session, row, None, &forms, &errors).await
         }
     }
 }
@@ -681,11 +665,7 @@ pub async fn replace(
                 replace_reason: &form.replace_reason,
                 ..BookForms::default()
             };
-            let status = errors.status();
-            book_page(
-                &state, &mut conn, &session, row, None, &forms, &errors, status,
-            )
-            .await
+            book_page(&state, &mut conn, &session, row, None, &forms, &errors).await
         }
     }
 }

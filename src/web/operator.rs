@@ -1,7 +1,6 @@
 //! The operator's pages: organisations, venues' accreditation, users, and
 //! the rotation of signing keys.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use maud::{html, Markup};
@@ -234,13 +233,8 @@ fn organisation_form_page(
             button.button type="submit" { "Ajouter l'organisation" }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), "Ajouter une organisation", content),
     )
 }
@@ -457,13 +451,8 @@ async fn organisation_page(
             }
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        errors.status()
-    };
     Ok(layout::respond(
-        status,
+        errors.status(),
         layout::page(Some(session), &org.name, content),
     ))
 }

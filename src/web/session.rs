@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -195,12 +196,17 @@ impl FromRequest for Session {
                 return Ok(session);
             }
             let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
+            // Back to the page after logging in; a form's action is no page
+            // (it answers POST only), so a form sent too late leads home.
             let login_required = || PageError::LoginRequired {
-                next: req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
+                next: match *req.method() {
+                    Method::GET => req
+                        .uri()
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                },
             };
             let token = req
                 .cookie(&cookie_name(&state.config, SESSION_COOKIE))

@@ -1135,3 +1135,22 @@ async fn a_conflict_is_resolved_from_its_page_once() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_page_is_an_html_page_and_a_late_form_leads_home_after_login() {
+    let app = seeded_app().await;
+    let mut visitor = Visitor::login(&app, "prescripteur@demo.passnum.test").await;
+    let wrong = visitor.get("/prescripteur/carnets/1/revoquer").await;
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.headers[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let api = app.get("/api/v1/books/1/revoke").await;
+    crate::helpers::expect_problem(api, 405, "method-not-allowed").await;
+    // A form sent after the session ended: to the login page, then home.
+    let mut stranger = Visitor::new(&app);
+    let late = stranger.post("/prescripteur/carnets/1/revoquer", &[]).await;
+    assert_eq!(late.status, 303);
+    assert_eq!(late.location(), "/connexion");
+}
