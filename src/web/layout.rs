@@ -9,6 +9,7 @@ use super::assets;
 use super::forms;
 use super::session::Session;
 use crate::auth::Role;
+use crate::http::statements::{attachment, file_stem};
 
 /// Pages load scripts, styles and images from this origin only, and no inline
 /// script or style at all; no other site may frame them.
@@ -177,4 +178,22 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// A statement (`venue`: its extract) as a file to save, named as the API
+/// names it and never cached: it holds money.
+pub fn statement_download(
+    id: i64,
+    venue: Option<i64>,
+    content_type: &str,
+    extension: &str,
+    bytes: Vec<u8>,
+) -> HttpResponse {
+    let name = format!("{}.{extension}", file_stem(id, venue));
+    let mut response = attachment(content_type, &name, bytes);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }

@@ -20,7 +20,6 @@ use crate::auth::Role;
 use crate::domain::devices::{self, NewDevice};
 use crate::domain::redemptions::{self, Redemption};
 use crate::domain::{paris, statements, themes};
-use crate::http::statements::{attachment, file_stem};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -523,12 +522,12 @@ pub async fn statement_csv(
 ) -> Result<HttpResponse, PageError> {
     let (mut conn, scope) = own_extract(&state, &session, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, *id, scope).await?;
-    Ok(download(
-        bytes,
-        "text/csv; charset=utf-8",
+    Ok(layout::statement_download(
         *id,
         scope,
+        "text/csv; charset=utf-8",
         "csv",
+        bytes,
     ))
 }
 
@@ -540,7 +539,13 @@ pub async fn statement_pdf(
 ) -> Result<HttpResponse, PageError> {
     let (mut conn, scope) = own_extract(&state, &session, *id).await?;
     let bytes = statements::pdf::render(&mut conn, *id, scope).await?;
-    Ok(download(bytes, "application/pdf", *id, scope, "pdf"))
+    Ok(layout::statement_download(
+        *id,
+        scope,
+        "application/pdf",
+        "pdf",
+        bytes,
+    ))
 }
 
 /// A connection and the venue's scope on statement `id` (404 when it has no extract on it).
@@ -553,21 +558,4 @@ async fn own_extract(
     let mut conn = state.pool.get().await?;
     let scope = statements::viewer_scope(&mut conn, id, Role::Venue, venue.organisation.id).await?;
     Ok((conn, scope))
-}
-
-/// The extract as a file to save, never cached (it holds the venue's money).
-fn download(
-    bytes: Vec<u8>,
-    content_type: &str,
-    id: i64,
-    scope: Option<i64>,
-    extension: &str,
-) -> HttpResponse {
-    let name = format!("{}.{extension}", file_stem(id, scope));
-    let mut response = attachment(content_type, &name, bytes);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
 }
