@@ -622,6 +622,26 @@ pub async fn list(
     Ok(query.load(conn).await?)
 }
 
+/// A venue's redemptions, newest first, before redemption `before` if given
+/// (the venue's pages page backwards through them).
+pub async fn recent_for_venue(
+    conn: &mut AsyncPgConnection,
+    venue: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Redemption>, ApiError> {
+    let mut query = redemptions::table
+        .select(Redemption::as_select())
+        .filter(redemptions::venue_organisation_id.eq(venue))
+        .order(redemptions::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(redemptions::id.lt(before));
+    }
+    Ok(query.load(conn).await?)
+}
+
 async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Redemption, ApiError> {
     redemptions::table
         .find(id)

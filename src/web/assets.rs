@@ -22,6 +22,11 @@ fn version(path: &str) -> Option<String> {
     })
 }
 
+/// A static file's bytes.
+pub fn contents(path: &str) -> Option<Vec<u8>> {
+    Static::get(path).map(|file| file.data.into_owned())
+}
+
 /// The URL a page links a static file by.
 pub fn url(path: &str) -> String {
     match version(path) {

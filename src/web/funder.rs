@@ -5,7 +5,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use diesel_async::AsyncPgConnection;
@@ -26,7 +25,6 @@ use crate::domain::statements::payments::{self, PaymentRequest};
 use crate::domain::statements::{self, Summary, VenueStatus};
 use crate::domain::{stats, themes};
 use crate::http::problem::ApiError;
-use crate::http::statements::{attachment, file_stem};
 use crate::keys::Purpose;
 use crate::state::AppState;
 use crate::voucher::typed_code;
@@ -1001,8 +999,9 @@ pub async fn statement_csv(
     let mut conn = state.pool.get().await?;
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::csv_bytes(&mut conn, summary.id, None).await?;
-    Ok(download(
+    Ok(layout::statement_download(
         summary.id,
+        None,
         "text/csv; charset=utf-8",
         "csv",
         bytes,
@@ -1018,19 +1017,13 @@ pub async fn statement_pdf(
     let mut conn = state.pool.get().await?;
     let (summary, _) = own_statement(&mut conn, &session, *id).await?;
     let bytes = statements::pdf::render(&mut conn, summary.id, None).await?;
-    Ok(download(summary.id, "application/pdf", "pdf", bytes))
-}
-
-/// The whole statement as a file named as the API names it, never cached
-/// (it holds the programme's money).
-fn download(id: i64, content_type: &str, extension: &str, bytes: Vec<u8>) -> HttpResponse {
-    let name = format!("{}.{extension}", file_stem(id, None));
-    let mut response = attachment(content_type, &name, bytes);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
+    Ok(layout::statement_download(
+        summary.id,
+        None,
+        "application/pdf",
+        "pdf",
+        bytes,
+    ))
 }
 
 /// What the conflicts page's forms held when shown again with errors.

@@ -9,6 +9,7 @@ use super::assets;
 use super::forms;
 use super::session::Session;
 use crate::auth::Role;
+use crate::http::statements::{attachment, file_stem};
 
 /// Pages load scripts, styles and images from this origin only, and no inline
 /// script or style at all; no other site may frame them.
@@ -43,7 +44,12 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/operateur/", "Organisations"),
             ("/operateur/cles", "Clés de signature"),
         ],
-        Role::Venue => &[("/lieu/", "Scanner un coupon")],
+        Role::Venue => &[
+            ("/lieu/", "Scanner un coupon"),
+            ("/lieu/ateliers", "Ateliers"),
+            ("/lieu/releves", "Relevés"),
+            ("/lieu/appareils", "Appareils"),
+        ],
     }
 }
 
@@ -68,6 +74,18 @@ pub fn page_with_scripts(
     content: Markup,
     scripts: &[&str],
 ) -> Markup {
+    page_with_head(session, title, html! {}, content, scripts)
+}
+
+/// A page with more in its `head` (a stylesheet, a web app manifest) and
+/// scripts of its own from `static/`.
+pub fn page_with_head(
+    session: Option<&Session>,
+    title: &str,
+    head: Markup,
+    content: Markup,
+    scripts: &[&str],
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="fr" {
@@ -77,6 +95,7 @@ pub fn page_with_scripts(
                 title { (title) " — " (SERVICE_NAME) }
                 link rel="stylesheet" href=(assets::url("app.css"));
                 link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
+                (head)
                 @for script in scripts {
                     script type="module" src=(assets::url(script)) {}
                 }
@@ -135,10 +154,15 @@ pub fn page_with_scripts(
 /// An HTML answer with the headers every page carries: never cached (pages
 /// show personal and changing data), strict CSP, no sniffing, no framing.
 pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    respond_with_policy(status, markup, CONTENT_SECURITY_POLICY)
+}
+
+/// [`respond`] for a page that needs a content security policy of its own.
+pub fn respond_with_policy(status: StatusCode, markup: Markup, policy: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
@@ -154,4 +178,22 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// A statement (`venue`: its extract) as a file to save, named as the API
+/// names it and never cached: it holds money.
+pub fn statement_download(
+    id: i64,
+    venue: Option<i64>,
+    content_type: &str,
+    extension: &str,
+    bytes: Vec<u8>,
+) -> HttpResponse {
+    let name = format!("{}.{extension}", file_stem(id, venue));
+    let mut response = attachment(content_type, &name, bytes);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }

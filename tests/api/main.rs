@@ -15,4 +15,5 @@ mod offline;
 mod printing;
 mod redemptions;
 mod statements;
+mod venue_pages;
 mod web;

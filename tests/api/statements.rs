@@ -13,7 +13,7 @@ use crate::helpers::{
 };
 use crate::redemptions::{issue_book, redeem};
 
-async fn close(app: &TestApp, f: &Fixture, period_end: chrono::NaiveDate) -> reqwest::Response {
+pub async fn close(app: &TestApp, f: &Fixture, period_end: chrono::NaiveDate) -> reqwest::Response {
     app.with_token(
         Method::POST,
         &format!("/api/v1/programs/{}/statements", f.program_id),

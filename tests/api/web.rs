@@ -494,6 +494,25 @@ async fn close_statement(app: &TestApp, f: &crate::helpers::Fixture) -> i64 {
 async fn forms_of_every_page(app: &TestApp) -> Forms {
     let f = crate::helpers::fixture(app).await;
     let book = crate::redemptions::issue_book(app, &f, 5).await;
+    let venue_token = &f.tokens[&passnum::auth::Role::Venue];
+    let code = book["vouchers"][0]["code"].as_str().unwrap();
+    let redemption = crate::redemptions::redeem(app, venue_token, code)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let device: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/devices", venue_token)
+        .json(&serde_json::json!({"name": "Téléphone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = device["id"].as_i64().unwrap();
     let book = book["id"].as_i64().unwrap();
     let statement = close_statement(app, &f).await;
     let venue = f.org_ids["lieu@demo.passnum.test"];
@@ -502,6 +521,7 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
     let i = "prescripteur@demo.passnum.test";
     let fu = "financeur@demo.passnum.test";
     let o = "operateur@demo.passnum.test";
+    let l = "lieu@demo.passnum.test";
     Forms {
         cases: vec![
             ("/connexion", "/connexion".into(), i),
@@ -586,6 +606,21 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
                 "/operateur/cles/rotation".into(),
                 o,
             ),
+            (
+                "/lieu/appareils/activer",
+                "/lieu/appareils/activer".into(),
+                l,
+            ),
+            (
+                "/lieu/appareils/{id}/retirer",
+                format!("/lieu/appareils/{device}/retirer"),
+                l,
+            ),
+            (
+                "/lieu/ateliers/{id}/annuler",
+                format!("/lieu/ateliers/{redemption}/annuler"),
+                l,
+            ),
         ],
     }
 }
@@ -625,6 +660,9 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM users",
         "SELECT count(*) FROM users WHERE deactivated_at IS NOT NULL",
         "SELECT count(*) FROM signing_keys",
+        "SELECT count(*) FROM devices",
+        "SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL",
+        "SELECT count(*) FROM redemptions WHERE cancelled_at IS NOT NULL",
         "SELECT count(*) FROM statement_payments",
     ] {
         rows.push((sql, scalar(app, sql).await));
@@ -719,6 +757,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .to_owned();
         let shown_elsewhere = page.contains("desactiver")
             || page.starts_with("/financeur/conflits/")
+            || page.starts_with("/lieu/")
             || page == "/deconnexion"
             || page == "/connexion";
         if !shown_elsewhere {

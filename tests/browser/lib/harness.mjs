@@ -138,13 +138,13 @@ function stopClusterLeftBehind(dataDir) {
   }
 }
 
-/** Headless Debian Chromium (CHROMIUM overrides the path). */
-export async function launchBrowser() {
+/** Headless Debian Chromium (CHROMIUM overrides the path), with `args` added. */
+export async function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     // Root in a container has no user namespaces for Chromium's sandbox.
-    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    args: ['--no-sandbox', '--disable-dev-shm-usage', ...args],
   });
 }
 

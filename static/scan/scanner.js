@@ -1,0 +1,160 @@
+// What happens to a scanned code: judged on the phone first (signature, synced
+// lists), then by the server when it can be reached; recorded at once online,
+// queued offline and sent in a batch when the network returns.
+
+import * as api from "./api.js";
+import * as store from "./store.js";
+import { verifyVoucher, voucherKeys } from "./verify.js";
+import { readCode, VoucherError } from "./voucher.js";
+
+/** The phone's calendar is the programme's: Europe/Paris unless told otherwise. */
+const TIME_ZONE = "Europe/Paris";
+/** Scans are sent within 7 days (the server refuses older ones). */
+const KEEP_SENT_DAYS = 7;
+const BATCH_MAX = 500;
+
+export function today(timeZone = TIME_ZONE) {
+  // en-CA formats dates as YYYY-MM-DD.
+  return new Intl.DateTimeFormat("en-CA", { timeZone }).format(new Date());
+}
+
+/**
+ * A verdict: `{ ok, problem?, voucher?, code, online, scannedAt, detail? }`:
+ * `voucher` holds `position`, `bookSize`, `voucherId`; `online` says whether
+ * the server confirmed it (and so whether "Enregistrer" redeems at once).
+ */
+export async function judge(input) {
+  const scannedAt = new Date().toISOString();
+  const code = input.trim();
+  let read;
+  try {
+    read = readCode(code);
+  } catch (error) {
+    if (error instanceof VoucherError) return { ok: false, problem: error.problem, code, scannedAt, local: true };
+    throw error;
+  }
+  if (read.kind === "typed") return judgeOnline(code, scannedAt, { voucherId: read.voucherId });
+  const voucher = read.voucher;
+  const refusal = await localRefusal(voucher);
+  if (refusal) return { ok: false, problem: refusal, code, scannedAt, voucher, local: true };
+  return judgeOnline(code, scannedAt, voucher);
+}
+
+/** The phone's own reasons to refuse a voucher, or null; sends nothing. */
+async function localRefusal(voucher) {
+  let keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+  if (!keys.has(voucher.kid) && navigator.onLine) {
+    // A key made since the phone last synced: fetch the set once more.
+    await refreshKeys().catch(() => {});
+    keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+  }
+  try {
+    await verifyVoucher(voucher, keys);
+  } catch (error) {
+    if (error instanceof VoucherError) return error.problem;
+    throw error;
+  }
+  if (voucher.expiresOn < today()) return "voucher-expired";
+  if ((await store.getSetting("closedPrograms"))?.includes(voucher.programId)) return "program-closed";
+  const state = await store.voucherState(voucher.voucherId);
+  if (state === "revoked") return "voucher-revoked";
+  if (state === "redeemed" || (await store.queuedFor(voucher.voucherId))) return "already-redeemed";
+  return null;
+}
+
+async function judgeOnline(code, scannedAt, voucher) {
+  try {
+    const answer = await api.check(code);
+    const confirmed = { voucherId: answer.voucher_id, position: answer.position, bookSize: answer.book_size };
+    if (answer.problem === "already-redeemed") await store.markRedeemed(answer.voucher_id);
+    return answer.redeemable
+      ? { ok: true, code, scannedAt, voucher: confirmed, online: true }
+      : { ok: false, problem: answer.problem, code, scannedAt, voucher: confirmed };
+  } catch (error) {
+    if (error instanceof api.Problem) return { ok: false, problem: error.problem, code, scannedAt, voucher };
+    if (!(error instanceof api.Offline)) throw error;
+    if (!("signature" in voucher)) return { ok: false, problem: "typed-offline", code, scannedAt };
+    return { ok: true, code, scannedAt, voucher, online: false };
+  }
+}
+
+/**
+ * Records the workshop of a valid scan: redeemed at once when the server is
+ * reachable, queued otherwise. Answers `{ recorded: "redeemed", receipt }`,
+ * `{ recorded: "queued", nonce }` or `{ problem, body }`.
+ */
+export async function record(verdict, workshop) {
+  if (verdict.online || !("signature" in (verdict.voucher ?? {}))) {
+    try {
+      const receipt = await api.redeem(verdict.code, workshop, crypto.randomUUID());
+      await store.markRedeemed(receipt.voucher_id);
+      return { recorded: "redeemed", receipt };
+    } catch (error) {
+      if (error instanceof api.Problem) {
+        if (error.problem === "already-redeemed") await store.markRedeemed(verdict.voucher.voucherId);
+        return { problem: error.problem, body: error.body };
+      }
+      if (!(error instanceof api.Offline)) throw error;
+      // The answer was lost: the batch says "duplicate" if it had been recorded.
+      if (!("signature" in (verdict.voucher ?? {}))) return { problem: "typed-offline" };
+    }
+  }
+  const nonce = crypto.randomUUID();
+  await store.enqueue({
+    nonce,
+    code: verdict.code,
+    scanned_at: verdict.scannedAt,
+    workshop,
+    voucher_id: verdict.voucher.voucherId,
+    position: verdict.voucher.position,
+    book_size: verdict.voucher.bookSize,
+    outcome: "waiting",
+  });
+  return { recorded: "queued", nonce };
+}
+
+async function refreshKeys() {
+  await store.setSetting("jwks", await api.jwks());
+}
+
+/** Pulls the key set and the changes since the last sync. */
+async function pull() {
+  await refreshKeys();
+  const cursor = await store.getSetting("syncCursor");
+  await store.applySync(await api.sync(cursor), !cursor);
+}
+
+/** Sends the waiting scans, 500 at a time, and keeps each outcome. */
+async function push() {
+  const waiting = (await store.queued()).filter((scan) => scan.outcome === "waiting");
+  for (let i = 0; i < waiting.length; i += BATCH_MAX) {
+    const items = waiting
+      .slice(i, i + BATCH_MAX)
+      .map(({ nonce, code, scanned_at, workshop }) => ({ nonce, code, scanned_at, workshop }));
+    const { results } = await api.batch(items);
+    await store.recordOutcomes(results);
+    for (const r of results) {
+      const scan = waiting.find((s) => s.nonce === r.nonce);
+      if (scan && (r.outcome === "redeemed" || r.outcome === "duplicate")) await store.markRedeemed(scan.voucher_id);
+    }
+  }
+  await store.pruneSent(KEEP_SENT_DAYS);
+}
+
+/**
+ * One round: send what waits, then pull the lists. Runs once at a time
+ * across the phone's tabs; answers whether the server was reached.
+ */
+export function syncNow() {
+  const round = async () => {
+    try {
+      await push();
+      await pull();
+      return true;
+    } catch (error) {
+      if (error instanceof api.Offline) return false;
+      throw error;
+    }
+  };
+  return navigator.locks ? navigator.locks.request("passnum-sync", round) : round();
+}
