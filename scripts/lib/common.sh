@@ -1,7 +1,9 @@
 # Shared by the scripts: find the repository, install what is missing.
 # Sourced, not run.
 
-repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
+# Resolved once, when sourced: a relative BASH_SOURCE would not survive a `cd`.
+PASSNUM_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+repo_root() { echo "$PASSNUM_REPO_ROOT"; }
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
