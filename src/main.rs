@@ -5,6 +5,7 @@ use passnum::config::Config;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    return_large_blocks_to_the_system();
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -38,4 +39,16 @@ fn describe(e: &anyhow::Error) -> String {
         }
     }
     message
+}
+
+/// Each password check works in a 19 MiB block (argon2). glibc's malloc raises
+/// its mmap threshold once such a block is freed and keeps later ones in its
+/// heap, so every login left about 19 MiB behind (measured: 20 MiB to 235 MiB
+/// over 12 logins). A fixed 1 MiB threshold hands large blocks back at once.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter, under the arena's lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

@@ -4,6 +4,8 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
 
 /// The shortest password accepted.
 pub const MIN_LENGTH: usize = 10;
@@ -26,6 +28,20 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
         .verify_password(password.as_bytes(), &parsed)
         .is_ok();
     ok && stored != DUMMY_HASH
+}
+
+/// Runs password work on the blocking pool, a few at a time. Each argon2
+/// hash or check takes a 19 MiB block and tens of milliseconds of a core, so
+/// a burst of logins waits here instead of taking every core and gigabytes.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    static AT_ONCE: LazyLock<Semaphore> = LazyLock::new(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    // The semaphore is never closed, so a permit always comes.
+    let _permit = AT_ONCE.acquire().await.ok();
+    tokio::task::spawn_blocking(work).await
 }
 
 /// An argon2id hash of a random password nobody knows, with the default cost.

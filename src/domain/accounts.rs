@@ -72,7 +72,7 @@ pub async fn create(conn: &mut AsyncPgConnection, new: NewUser) -> Result<User, 
 
 /// Hashing takes tens of milliseconds of CPU: keep it off the async workers.
 pub async fn hash_off_thread(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
+    password::off_thread(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))
@@ -196,7 +196,7 @@ pub async fn authenticate(
         .as_ref()
         .filter(|(_, _, deactivated)| deactivated.is_none())
         .map(|(_, hash, _)| hash.clone());
-    let ok = tokio::task::spawn_blocking(move || password::verify(&password, stored.as_deref()))
+    let ok = password::off_thread(move || password::verify(&password, stored.as_deref()))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     match (ok, row) {
