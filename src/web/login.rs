@@ -30,8 +30,16 @@ pub fn login_url(next: &str) -> String {
 }
 
 /// Only a path of this site is a place to go back to, never another site.
+/// Visible ASCII only: browsers drop tabs and line breaks from a `Location`,
+/// so `/<TAB>/evil.example` would become `//evil.example`, another site; and
+/// a header cannot hold other bytes (a path is percent-encoded anyway).
 fn safe_next(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.starts_with("/\\")
+            && n.bytes().all(|b| b.is_ascii_graphic())
+    })
 }
 
 /// `/`: the user's home, or the login page.
@@ -204,4 +212,28 @@ pub async fn logout(
     let mut response = layout::see_other("/connexion?deconnecte=1");
     let _ = response.add_cookie(&session::removal(&state.config, SESSION_COOKIE));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_a_path_of_this_site_is_followed_after_login() {
+        for ok in ["/", "/prescripteur/carnets?q=R-7", "/lieu/%C3%A9"] {
+            assert_eq!(safe_next(Some(ok)), Some(ok));
+        }
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/é",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+    }
 }

@@ -209,8 +209,19 @@ async function activate(event) {
     return;
   }
   const device = await response.json();
-  // Another venue's lists and scans have no business on this phone any more.
-  if ((await store.getSetting("venueId")) !== device.venue_organisation_id) await store.clearAll();
+  // Another venue's lists and scans have no business on this phone any more,
+  // but its scans not yet sent are workshops it must be paid for: keep them.
+  if ((await store.getSetting("venueId")) !== device.venue_organisation_id) {
+    const waiting = await store.waitingCount();
+    if (waiting > 0) {
+      $("activation-error").hidden = false;
+      $("activation-error").textContent =
+        `Ce téléphone garde ${waiting} scan(s) d'un autre lieu, pas encore envoyés\u00a0: ` +
+        "connectez-vous d'abord avec ce lieu, en ligne, pour les envoyer.";
+      return;
+    }
+    await store.clearAll();
+  }
   await store.setSetting("deviceToken", device.token);
   await store.setSetting("venueId", device.venue_organisation_id);
   await start();

@@ -58,14 +58,18 @@ async function localRefusal(voucher) {
   if ((await store.getSetting("closedPrograms"))?.includes(voucher.programId)) return "program-closed";
   const state = await store.voucherState(voucher.voucherId);
   if (state === "revoked") return "voucher-revoked";
-  if (state === "redeemed" || (await store.queuedFor(voucher.voucherId))) return "already-redeemed";
+  if (await store.queuedFor(voucher.voucherId)) return "already-redeemed";
+  // Online, the server has the last word: a redemption may have been cancelled since the last sync.
+  if (state === "redeemed" && !navigator.onLine) return "already-redeemed";
   return null;
 }
 
 async function judgeOnline(code, scannedAt, voucher) {
   try {
     const answer = await api.check(code);
-    const confirmed = { voucherId: answer.voucher_id, position: answer.position, bookSize: answer.book_size };
+    // The scanned voucher (with its signature, so it can still be queued if
+    // the network drops before "Enregistrer"), as the server confirms it.
+    const confirmed = { ...voucher, voucherId: answer.voucher_id, position: answer.position, bookSize: answer.book_size };
     if (answer.problem === "already-redeemed") await store.markRedeemed(answer.voucher_id);
     return answer.redeemable
       ? { ok: true, code, scannedAt, voucher: confirmed, online: true }

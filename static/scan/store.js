@@ -82,11 +82,18 @@ export const enqueue = (scan) => transaction(["queue"], "readwrite", (s) => void
 
 export const queued = () => transaction(["queue"], "readonly", (s) => s.queue.getAll());
 
-/** Whether this phone already holds a scan of the voucher that was not refused. */
+/**
+ * Whether this phone holds a scan of the voucher still waiting to be sent.
+ * Sent ones are left to the server and the synced lists: the venue may have
+ * cancelled one since, and the voucher is then good again.
+ */
 export async function queuedFor(voucherId) {
   const scans = await transaction(["queue"], "readonly", (s) => s.queue.index("voucher_id").getAll(voucherId));
-  return scans.find((scan) => scan.outcome !== "rejected");
+  return scans.some((scan) => scan.outcome === "waiting");
 }
+
+/** How many scans wait to be sent. */
+export const waitingCount = async () => (await queued()).filter((scan) => scan.outcome === "waiting").length;
 
 /** Records the server's outcome of each sent scan. */
 export const recordOutcomes = (results) =>
