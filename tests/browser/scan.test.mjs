@@ -191,6 +191,27 @@ describe('the scan page', () => {
     assert.equal(sent.theme, 'online_procedures');
   });
 
+  test('checked online, then the network drops before "Enregistrer": the scan is queued, sent later; cancelled, the coupon is good again', async () => {
+    const voucher = otherBook.vouchers[1];
+    const qr = await printedQr(server, issuer, voucher.voucher_id);
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await photo(qr);
+    await verdictIs('Valide — atelier 2 / 5');
+    await page.context().setOffline(true);
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    await page.context().setOffline(false);
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
+    const sent = (await redemptions()).find((r) => r.voucher_id === voucher.voucher_id);
+    assert.ok(sent, 'the queued scan reached the server');
+
+    // The venue cancels it (a mistake): the phone asks the server again and the coupon is good.
+    await api(server, venueToken, 'POST', `/api/v1/redemptions/${sent.id}/cancel`, { reason: 'erreur de saisie' });
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await photo(qr);
+    await verdictIs('Valide — atelier 2 / 5');
+  });
+
   test('offline, a coupon that another venue redeemed meanwhile comes back as a conflict for the funder', async () => {
     const voucher = otherBook.vouchers[0];
     const qr = await printedQr(server, issuer, voucher.voucher_id);
