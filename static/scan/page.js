@@ -95,16 +95,18 @@ async function onCode(text) {
 
 async function onRecord(event) {
   event.preventDefault();
-  if (!verdict?.ok) return;
+  if (!verdict?.ok || verdict.recording) return;
+  // A second tap while this one runs does nothing (no "Déjà utilisé" for a scan that succeeded).
+  verdict.recording = true;
+  $("record").disabled = true;
   const form = new FormData($("workshop"));
   const workshop = {
     theme: form.get("theme"),
     held_on: form.get("held_on"),
     duration_minutes: Number(form.get("duration_minutes")),
   };
-  await store.setSetting("lastWorkshop", { theme: workshop.theme, duration_minutes: workshop.duration_minutes });
-  $("record").disabled = true;
   try {
+    await store.setSetting("lastWorkshop", { theme: workshop.theme, duration_minutes: workshop.duration_minutes });
     const done = await scanner.record(verdict, workshop);
     const where = `Atelier ${verdict.voucher.position} / ${verdict.voucher.bookSize}`;
     if (done.recorded === "redeemed") {
