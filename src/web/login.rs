@@ -64,10 +64,7 @@ pub async fn form(
     if let Some(session) = session {
         return layout::see_other(layout::home_of(session.role()));
     }
-    let notice = query
-        .deconnecte
-        .is_some()
-        .then_some("Vous êtes déconnecté.");
+    let notice = query.deconnecte.is_some().then_some(LOGGED_OUT);
     login_page(
         &state,
         StatusCode::OK,
@@ -78,6 +75,8 @@ pub async fn form(
     )
 }
 
+const LOGGED_OUT: &str = "Vous êtes déconnecté.";
+
 fn login_page(
     state: &AppState,
     status: StatusCode,
@@ -87,12 +86,18 @@ fn login_page(
     errors: &FormErrors,
 ) -> HttpResponse {
     let token = session::random_token();
+    // After a logout, the page forgets the scan page cached for offline use.
+    let scripts: &[&str] = match notice {
+        Some(LOGGED_OUT) => &["forget-scan-page.js"],
+        _ => &[],
+    };
     let mut response = layout::respond(
         status,
-        layout::page(
+        layout::page_with_scripts(
             None,
             "Connexion",
             login_markup(&token, email, next, notice, errors),
+            scripts,
         ),
     );
     let _ = response.add_cookie(&session::cookie(&state.config, LOGIN_COOKIE, token));

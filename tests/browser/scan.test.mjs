@@ -345,6 +345,32 @@ describe('the scan page', () => {
     await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
   });
 
+  test('a logout forgets the page kept for offline use; the next login keeps a fresh one', async () => {
+    // Waits (5 s at most) until the service worker's caches hold the scan page, or no longer do.
+    const pageKept = async (wanted) => {
+      for (let tries = 0; tries < 50; tries += 1) {
+        const kept = await page.evaluate(async () => {
+          for (const name of await caches.keys()) {
+            if (name.startsWith('passnum-scan-') && (await (await caches.open(name)).match('/lieu/'))) return true;
+          }
+          return false;
+        });
+        if (kept === wanted) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.fail(wanted ? 'the scan page was not kept' : 'the scan page is still kept');
+    };
+    await page.goto(server.url('/lieu/'));
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    await pageKept(true);
+    await page.getByRole('button', { name: 'Se déconnecter' }).click();
+    await page.getByText('Vous êtes déconnecté.').waitFor();
+    await pageKept(false);
+    await login(page, server, ACCOUNTS.venue);
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    await pageKept(true);
+  });
+
   test('with the server gone, the page reopens from the phone and queues the scan', async () => {
     const qr = await printedQr(server, issuer, book.vouchers[4].voucher_id);
     await page.evaluate(() => navigator.serviceWorker.ready);
