@@ -26,7 +26,8 @@ pub struct PaymentRequest {
     pub reference: String,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, ToSchema)]
+#[diesel(table_name = statement_payments)]
 pub struct Payment {
     pub venue_organisation_id: i64,
     pub amount_cents: i64,
@@ -35,20 +36,6 @@ pub struct Payment {
     pub recorded_at: DateTime<Utc>,
 }
 
-const COLUMNS: (
-    statement_payments::venue_organisation_id,
-    statement_payments::amount_cents,
-    statement_payments::paid_on,
-    statement_payments::reference,
-    statement_payments::recorded_at,
-) = (
-    statement_payments::venue_organisation_id,
-    statement_payments::amount_cents,
-    statement_payments::paid_on,
-    statement_payments::reference,
-    statement_payments::recorded_at,
-);
-
 /// The payments recorded on a statement, by venue.
 pub async fn of_statement(
     conn: &mut AsyncPgConnection,
@@ -56,7 +43,7 @@ pub async fn of_statement(
 ) -> QueryResult<HashMap<i64, Payment>> {
     let rows: Vec<Payment> = statement_payments::table
         .filter(statement_payments::statement_id.eq(statement_id))
-        .select(COLUMNS)
+        .select(Payment::as_select())
         .load(conn)
         .await?;
     Ok(rows
@@ -133,7 +120,7 @@ pub async fn pay(
             statement_payments::recorded_by_user_id.eq(user_id),
         ))
         .on_conflict_do_nothing()
-        .returning(COLUMNS)
+        .returning(Payment::as_returning())
         .get_result(conn)
         .await
         .optional()?;
