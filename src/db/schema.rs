@@ -101,6 +101,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         replaces_book_id -> Nullable<BigInt>,
         created_at -> Timestamptz,
+        lineage_id -> BigInt,
     }
 }
 
@@ -115,6 +116,7 @@ diesel::table! {
         face_value_cents -> BigInt,
         code -> Text,
         replaces_voucher_id -> Nullable<BigInt>,
+        lineage_id -> BigInt,
     }
 }
 
@@ -143,12 +145,13 @@ diesel::table! {
         held_on -> Date,
         duration_minutes -> Integer,
         face_value_cents -> BigInt,
-        existing_redemption_id -> BigInt,
+        existing_redemption_id -> Nullable<BigInt>,
         created_at -> Timestamptz,
         decision -> Nullable<Text>,
         decided_at -> Nullable<Timestamptz>,
         decided_by_user_id -> Nullable<BigInt>,
         decision_reason -> Nullable<Text>,
+        kind -> Text,
     }
 }
 
@@ -260,6 +263,9 @@ diesel::table! {
         reverse_reason -> Nullable<Text>,
         redeemed_by_device_id -> Nullable<BigInt>,
         conflict_id -> Nullable<BigInt>,
+        lineage_id -> BigInt,
+        position -> SmallInt,
+        second_payment -> Bool,
     }
 }
 

@@ -13,7 +13,7 @@ use super::accounts::{normalise_email, Account};
 use super::programs::{self, constraint, ProgramRow};
 use super::sync;
 use crate::auth::Role;
-use crate::db::schema::{allocations, books, redemptions, vouchers};
+use crate::db::schema::{allocations, books, vouchers};
 use crate::geo::{Communes, GeoField};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
@@ -80,7 +80,7 @@ pub struct BookRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = vouchers)]
 pub struct VoucherRow {
     pub id: i64,
@@ -351,11 +351,15 @@ pub async fn issue(
                 .await?;
             insert_vouchers(
                 conn,
-                book_id,
-                program.id,
-                kid,
-                expires_on,
-                program.face_value_cents,
+                NewVouchers {
+                    book_id,
+                    // The first book of its lineage (books_first_of_lineage).
+                    lineage_id: book_id,
+                    program_id: program.id,
+                    kid,
+                    expires_on,
+                    face_value_cents: program.face_value_cents,
+                },
                 &signed,
                 None,
             )
@@ -385,14 +389,19 @@ fn issued_voucher(id: u64, position: i16, code: &str) -> IssuedVoucher {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_vouchers(
-    conn: &mut AsyncPgConnection,
+/// What every voucher of one new book shares.
+struct NewVouchers {
     book_id: i64,
+    lineage_id: i64,
     program_id: i32,
     kid: u8,
     expires_on: NaiveDate,
     face_value_cents: i64,
+}
+
+async fn insert_vouchers(
+    conn: &mut AsyncPgConnection,
+    book: NewVouchers,
     signed: &[(u64, i16, String)],
     replaces: Option<&[i64]>,
 ) -> QueryResult<()> {
@@ -402,12 +411,13 @@ async fn insert_vouchers(
         .map(|(i, (id, position, code))| {
             (
                 vouchers::id.eq(*id as i64),
-                vouchers::book_id.eq(book_id),
-                vouchers::program_id.eq(program_id),
-                vouchers::kid.eq(i16::from(kid)),
+                vouchers::book_id.eq(book.book_id),
+                vouchers::lineage_id.eq(book.lineage_id),
+                vouchers::program_id.eq(book.program_id),
+                vouchers::kid.eq(i16::from(book.kid)),
                 vouchers::position.eq(*position),
-                vouchers::expires_on.eq(expires_on),
-                vouchers::face_value_cents.eq(face_value_cents),
+                vouchers::expires_on.eq(book.expires_on),
+                vouchers::face_value_cents.eq(book.face_value_cents),
                 vouchers::code.eq(code.clone()),
                 vouchers::replaces_voucher_id.eq(replaces.map(|r| r[i])),
             )
@@ -436,25 +446,36 @@ pub async fn find_own(
         .ok_or_else(|| ApiError::not_found(format!("No book {id}.")))
 }
 
-/// The vouchers of a book, in position order, with whether each was redeemed.
+/// Whether a voucher is used: its position was redeemed, with this voucher
+/// or, unless it was replaced, with another of its position. So a
+/// replacement shows the state of its position, and a replaced voucher only
+/// its own redemption.
+pub(super) const USED: &str = "EXISTS (
+    SELECT 1 FROM redemptions r
+     WHERE r.lineage_id = v.lineage_id AND r.position = v.position
+       AND r.cancelled_at IS NULL AND NOT r.second_payment
+       AND (r.voucher_id = v.id OR NOT EXISTS (SELECT 1 FROM vouchers w WHERE w.replaces_voucher_id = v.id)))";
+
+/// The vouchers of a book, in position order, with whether each is used.
 pub async fn vouchers_of(
     conn: &mut AsyncPgConnection,
     book_id: i64,
 ) -> Result<Vec<(VoucherRow, bool)>, ApiError> {
-    let rows: Vec<(VoucherRow, bool)> = vouchers::table
-        .filter(vouchers::book_id.eq(book_id))
-        .select((
-            VoucherRow::as_select(),
-            diesel::dsl::exists(
-                redemptions::table
-                    .filter(redemptions::voucher_id.eq(vouchers::id))
-                    .filter(redemptions::cancelled_at.is_null()),
-            ),
-        ))
-        .order(vouchers::position)
-        .load(conn)
-        .await?;
-    Ok(rows)
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(embed)]
+        voucher: VoucherRow,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        used: bool,
+    }
+    let rows: Vec<State> = diesel::sql_query(format!(
+        "SELECT v.id, v.position, v.expires_on, v.face_value_cents, v.code, {USED} AS used
+           FROM vouchers v WHERE v.book_id = $1 ORDER BY v.position"
+    ))
+    .bind::<diesel::sql_types::BigInt, _>(book_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|s| (s.voucher, s.used)).collect())
 }
 
 /// A book with its progress, and with each voucher when `with_vouchers`.
@@ -595,6 +616,10 @@ pub async fn revoke(
 /// vouchers for its unredeemed positions only, with the same size, positions
 /// and expiry. It uses no allocation, and each new voucher stands for the one
 /// it replaces, so the programme's committed amount does not change.
+///
+/// The book's row is locked for update before its positions are read:
+/// redemptions of its vouchers (which hold it in share mode) finish first and
+/// are seen, and later ones find the book revoked.
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
@@ -612,14 +637,7 @@ pub async fn replace(
             "The programme is closed.",
         ));
     }
-    let old: Vec<VoucherRow> = vouchers_of(conn, book.id)
-        .await?
-        .into_iter()
-        .filter(|(_, redeemed)| !redeemed)
-        .map(|(v, _)| v)
-        .collect();
-    // Checked here, not left to the table's constraints: a 410 or a 409 that
-    // says why, rather than a failed insert.
+    // Checked here, not left to the table's constraints: a 410 that says why.
     if book.expires_on < program.today() {
         return Err(ApiError::new(
             ProblemType::VoucherExpired,
@@ -629,19 +647,10 @@ pub async fn replace(
             ),
         ));
     }
-    if old.is_empty() {
-        return Err(ApiError::new(
-            ProblemType::Conflict,
-            "Every voucher of this book has been used: there is nothing to replace.",
-        ));
-    }
-    let positions: Vec<i16> = old.iter().map(|v| v.position).collect();
-    let replaces: Vec<i64> = old.iter().map(|v| v.id).collect();
-    let face_value = old
-        .iter()
-        .map(|v| v.face_value_cents)
-        .next()
-        .unwrap_or(program.face_value_cents);
+    // Signing is pure and done before the transaction: a new voucher for
+    // every position of the book; those found redeemed under the lock are dropped.
+    let all = vouchers_of(conn, book.id).await?;
+    let positions: Vec<i16> = all.iter().map(|(v, _)| v.position).collect();
     let (kid, key) = signer;
     let signed = sign_vouchers(
         kid,
@@ -652,8 +661,52 @@ pub async fn replace(
         &positions,
     )?;
     let user_id = issuer.user.id;
-    let new_id = conn
+    let (new_id, kept) = conn
         .transaction::<_, ApiError, _>(async |conn| {
+            let lineage_id: i64 = books::table
+                .find(book.id)
+                .select(books::lineage_id)
+                .for_update()
+                .first(conn)
+                .await?;
+            let replaced: bool = diesel::select(diesel::dsl::exists(
+                books::table.filter(books::replaces_book_id.eq(book.id)),
+            ))
+            .get_result(conn)
+            .await?;
+            if replaced {
+                return Err(ApiError::new(
+                    ProblemType::Conflict,
+                    "This book was already replaced.",
+                ));
+            }
+            let unredeemed: Vec<VoucherRow> = vouchers_of(conn, book.id)
+                .await?
+                .into_iter()
+                .filter(|(_, used)| !used)
+                .map(|(v, _)| v)
+                .collect();
+            if unredeemed.is_empty() {
+                return Err(ApiError::new(
+                    ProblemType::Conflict,
+                    "Every voucher of this book has been used: there is nothing to replace.",
+                ));
+            }
+            let kept: Vec<(u64, i16, String)> = signed
+                .iter()
+                .filter(|(_, position, _)| unredeemed.iter().any(|v| v.position == *position))
+                .cloned()
+                .collect();
+            let replaces: Vec<i64> = kept
+                .iter()
+                .filter_map(|(_, position, _)| {
+                    unredeemed
+                        .iter()
+                        .find(|v| v.position == *position)
+                        .map(|v| v.id)
+                })
+                .collect();
+            let face_value = unredeemed[0].face_value_cents;
             let revoked_now = diesel::update(
                 books::table
                     .find(book.id)
@@ -681,6 +734,7 @@ pub async fn replace(
                     books::beneficiary_commune_code.eq(&book.beneficiary_commune_code),
                     books::beneficiary_departement.eq(&book.beneficiary_departement),
                     books::beneficiary_email.eq(&book.beneficiary_email),
+                    // Its lineage_id is the old book's (the books_lineage trigger).
                     books::replaces_book_id.eq(book.id),
                 ))
                 .returning(books::id)
@@ -695,16 +749,19 @@ pub async fn replace(
                 })?;
             insert_vouchers(
                 conn,
-                new_id,
-                program.id,
-                kid,
-                book.expires_on,
-                face_value,
-                &signed,
+                NewVouchers {
+                    book_id: new_id,
+                    lineage_id,
+                    program_id: program.id,
+                    kid,
+                    expires_on: book.expires_on,
+                    face_value_cents: face_value,
+                },
+                &kept,
                 Some(&replaces),
             )
             .await?;
-            Ok(new_id)
+            Ok((new_id, kept))
         })
         .await?;
     Ok(IssuedBook {
@@ -712,7 +769,7 @@ pub async fn replace(
         program_id: program.id,
         size: book.size,
         expires_on: book.expires_on,
-        vouchers: signed
+        vouchers: kept
             .iter()
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),

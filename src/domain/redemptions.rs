@@ -9,6 +9,9 @@
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Date, Integer, Nullable, SmallInt, Text, Timestamptz,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,10 +21,9 @@ use super::books::{voucher_status, VoucherStatus};
 use super::devices::Scanner;
 use super::idempotency::{self, Recorded};
 use super::organisations::Organisation;
-use super::sync;
 use super::themes;
 use crate::auth::Role;
-use crate::db::schema::{audit_events, books, programs, redemptions, signing_keys, vouchers};
+use crate::db::schema::{audit_events, programs, redemptions};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::{KeyRing, Purpose};
 use crate::voucher::{typed_code, SignedVoucher, VoucherError, TEXT_PREFIX};
@@ -126,20 +128,56 @@ pub(super) fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), 
     Ok(())
 }
 
-/// Everything the rules need to know about one voucher.
-#[derive(Debug, Clone, Queryable)]
-pub(super) struct Facts {
+/// The live redemption of a position: not cancelled, and not a second
+/// payment the funder chose. At most one exists (`redemptions_one_per_position`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Live {
+    pub(super) id: i64,
     pub(super) voucher_id: i64,
+    pub(super) redeemed_at: DateTime<Utc>,
+    pub(super) venue: i64,
+}
+
+/// Everything the rules need to know about one voucher and its position.
+#[derive(Debug, Clone, QueryableByName)]
+pub(super) struct Facts {
+    #[diesel(sql_type = BigInt)]
+    pub(super) voucher_id: i64,
+    #[diesel(sql_type = Integer)]
     pub(super) program_id: i32,
+    #[diesel(sql_type = BigInt)]
+    pub(super) lineage_id: i64,
+    #[diesel(sql_type = SmallInt)]
     pub(super) position: i16,
+    #[diesel(sql_type = Date)]
     expires_on: NaiveDate,
+    #[diesel(sql_type = BigInt)]
     pub(super) face_value_cents: i64,
+    #[diesel(sql_type = SmallInt)]
     pub(super) book_size: i16,
-    book_revoked: Option<DateTime<Utc>>,
-    program_closed: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    book_created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    book_revoked_at: Option<DateTime<Utc>>,
+    /// A voucher of a replacement book stands for this one.
+    #[diesel(sql_type = Bool)]
+    pub(super) replaced: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    program_closed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Array<Text>)]
     territory: Vec<String>,
+    #[diesel(sql_type = Text)]
     time_zone: String,
+    #[diesel(sql_type = Text)]
     key_status: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    live_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    live_voucher_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    live_redeemed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    live_venue: Option<i64>,
 }
 
 impl Facts {
@@ -148,48 +186,63 @@ impl Facts {
             .parse()
             .unwrap_or(super::paris::DEFAULT_TIME_ZONE)
     }
+
+    /// The live redemption of this voucher's position, whichever voucher of
+    /// the position it was made with.
+    pub(super) fn live(&self) -> Option<Live> {
+        Some(Live {
+            id: self.live_id?,
+            voucher_id: self.live_voucher_id?,
+            redeemed_at: self.live_redeemed_at?,
+            venue: self.live_venue?,
+        })
+    }
+
+    /// The live redemption as this voucher's own state: a voucher that was
+    /// replaced is not "used" by a redemption of its replacement.
+    fn used(&self) -> Option<Live> {
+        self.live()
+            .filter(|l| l.voucher_id == self.voucher_id || !self.replaced)
+    }
 }
 
-async fn facts(conn: &mut AsyncPgConnection, voucher_id: i64) -> QueryResult<Option<Facts>> {
-    vouchers::table
-        .inner_join(books::table.inner_join(programs::table))
-        .inner_join(signing_keys::table)
-        .filter(vouchers::id.eq(voucher_id))
-        .select((
-            vouchers::id,
-            vouchers::program_id,
-            vouchers::position,
-            vouchers::expires_on,
-            vouchers::face_value_cents,
-            books::size,
-            books::revoked_at,
-            programs::closed_at,
-            programs::territory,
-            programs::time_zone,
-            signing_keys::status,
-        ))
-        .first(conn)
-        .await
-        .optional()
+/// A voucher and its position, read in one statement. Run after the book's
+/// lock (see `lock_book`), it reads on a fresh snapshot: what a concurrent
+/// replace or revoke committed is seen.
+const FACTS: &str = "
+SELECT v.id AS voucher_id, v.program_id, v.lineage_id, v.position, v.expires_on, v.face_value_cents,
+       b.size AS book_size, b.created_at AS book_created_at, b.revoked_at AS book_revoked_at,
+       EXISTS (SELECT 1 FROM vouchers w WHERE w.replaces_voucher_id = v.id) AS replaced,
+       p.closed_at AS program_closed_at, p.territory, p.time_zone, k.status AS key_status,
+       l.id AS live_id, l.voucher_id AS live_voucher_id, l.redeemed_at AS live_redeemed_at,
+       l.venue_organisation_id AS live_venue
+  FROM vouchers v
+  JOIN books b ON b.id = v.book_id
+  JOIN programs p ON p.id = v.program_id
+  JOIN signing_keys k ON k.kid = v.kid
+  LEFT JOIN redemptions l ON l.lineage_id = v.lineage_id AND l.position = v.position
+       AND l.cancelled_at IS NULL AND NOT l.second_payment
+ WHERE v.id = $1";
+
+/// Takes the voucher's book row in share mode until the transaction ends:
+/// redemptions of one book run side by side, while a replace or a revoke of
+/// it (which lock it for update) waits for them, and they for it.
+async fn lock_book(conn: &mut AsyncPgConnection, voucher_id: i64) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT 1 FROM books WHERE id = (SELECT book_id FROM vouchers WHERE id = $1) FOR SHARE",
+    )
+    .bind::<BigInt, _>(voucher_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-/// The live (not cancelled) redemption of a voucher: id, when, by which venue.
-pub(super) async fn live_redemption(
-    conn: &mut AsyncPgConnection,
-    voucher_id: i64,
-) -> QueryResult<Option<(i64, DateTime<Utc>, i64)>> {
-    redemptions::table
-        .filter(redemptions::voucher_id.eq(voucher_id))
-        .filter(redemptions::cancelled_at.is_null())
-        .filter(redemptions::conflict_id.is_null())
-        .select((
-            redemptions::id,
-            redemptions::redeemed_at,
-            redemptions::venue_organisation_id,
-        ))
-        .first(conn)
-        .await
-        .optional()
+/// Whether to take the book's lock before reading: yes inside a transaction
+/// that may redeem, no for a check that changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    Book,
+    None,
 }
 
 /// The voucher's facts, or not found. A signed code must agree with what was
@@ -197,11 +250,18 @@ pub(super) async fn live_redemption(
 pub(super) async fn find_voucher(
     conn: &mut AsyncPgConnection,
     code: &ScannedCode,
+    lock: Lock,
 ) -> Result<Facts, ApiError> {
     let id =
         i64::try_from(code.voucher_id()).map_err(|_| ApiError::not_found("No such voucher."))?;
-    let facts = facts(conn, id)
-        .await?
+    if lock == Lock::Book {
+        lock_book(conn, id).await?;
+    }
+    let facts: Facts = diesel::sql_query(FACTS)
+        .bind::<BigInt, _>(id)
+        .get_result(conn)
+        .await
+        .optional()?
         .ok_or_else(|| ApiError::not_found("No voucher has this code."))?;
     if let ScannedCode::Signed(v) = code {
         let b = v.body();
@@ -219,43 +279,31 @@ pub(super) async fn find_voucher(
 }
 
 /// `already-redeemed`: says when, and the redemption's id only to the venue that made it.
-pub(super) fn already_redeemed(
-    redeemed_at: DateTime<Utc>,
-    id: i64,
-    by: i64,
-    venue: i64,
-) -> ApiError {
+pub(super) fn already_redeemed(live: Live, venue: i64) -> ApiError {
     let mut e = ApiError::new(
         ProblemType::AlreadyRedeemed,
         format!(
             "This voucher was already used on {}.",
-            redeemed_at.format("%Y-%m-%d at %H:%M UTC")
+            live.redeemed_at.format("%Y-%m-%d at %H:%M UTC")
         ),
     )
     .with(
         "redeemed_at",
-        redeemed_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        live.redeemed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
     );
-    if by == venue {
-        e = e.with("redemption_id", id);
+    if live.venue == venue {
+        e = e.with("redemption_id", live.id);
     }
     e
 }
 
 /// Why this venue may not redeem this voucher at instant `at` (now online,
-/// the scan time offline), if it may not. The order: used, key withdrawn,
-/// expired, revoked, closed, then the venue. A revocation or a closure after
-/// `at` does not count: a scan made before it is honoured.
-pub(super) fn refusal(
-    facts: &Facts,
-    live: Option<(i64, DateTime<Utc>, i64)>,
-    venue: &Organisation,
-    at: DateTime<Utc>,
-) -> Option<ApiError> {
+/// the scan time offline), its position's redemption aside. The order: key
+/// withdrawn, expired, revoked, closed, then the venue. A revocation or a
+/// closure after `at` does not count: a scan made before it is honoured.
+pub(super) fn refusal(facts: &Facts, venue: &Organisation, at: DateTime<Utc>) -> Option<ApiError> {
     let today = at.with_timezone(&facts.tz()).date_naive();
-    if let Some((id, at, by)) = live {
-        return Some(already_redeemed(at, id, by, venue.id));
-    }
     if facts.key_status == "withdrawn" {
         return Some(ApiError::new(
             ProblemType::UnknownKey,
@@ -268,13 +316,13 @@ pub(super) fn refusal(
             format!("This voucher was valid until {}.", facts.expires_on),
         ));
     }
-    if facts.book_revoked.is_some_and(|r| r <= at) {
+    if facts.book_revoked_at.is_some_and(|r| r <= at) {
         return Some(ApiError::new(
             ProblemType::VoucherRevoked,
             "This voucher's book was revoked.",
         ));
     }
-    if facts.program_closed.is_some_and(|c| c <= at) {
+    if facts.program_closed_at.is_some_and(|c| c <= at) {
         return Some(ApiError::new(
             ProblemType::ProgramClosed,
             "The programme that pays for this voucher is closed.",
@@ -283,7 +331,7 @@ pub(super) fn refusal(
     if !venue.is_accredited_at(at, today) {
         return Some(ApiError::new(
             ProblemType::VenueNotAccredited,
-            "Your venue is not accredited today; ask the operator.",
+            "Your venue was not accredited at that time; ask the operator.",
         ));
     }
     let inside = venue
@@ -323,10 +371,14 @@ pub async fn check(
     venue: &Organisation,
     code: &ScannedCode,
 ) -> Result<CheckAnswer, ApiError> {
-    let facts = find_voucher(conn, code).await?;
-    let live = live_redemption(conn, facts.voucher_id).await?;
-    let today = super::paris::today_in(facts.tz());
-    let problem = refusal(&facts, live, venue, Utc::now());
+    let facts = find_voucher(conn, code, Lock::None).await?;
+    let now = Utc::now();
+    let today = now.with_timezone(&facts.tz()).date_naive();
+    let used = facts.used();
+    let problem = match used {
+        Some(live) => Some(already_redeemed(live, venue.id)),
+        None => refusal(&facts, venue, now),
+    };
     Ok(CheckAnswer {
         voucher_id: facts.voucher_id.to_string(),
         program_id: facts.program_id,
@@ -334,8 +386,8 @@ pub async fn check(
         book_size: facts.book_size,
         expires_on: facts.expires_on,
         status: voucher_status(
-            live.is_some(),
-            facts.book_revoked.is_some(),
+            used.is_some(),
+            facts.book_revoked_at.is_some(),
             facts.expires_on,
             today,
         ),
@@ -375,7 +427,165 @@ pub struct Answer {
     pub replayed: bool,
 }
 
-/// Redeems a voucher for `caller`'s venue.
+/// When a scan is judged: now (online), or at the time the phone says it
+/// scanned (an offline batch).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum When {
+    Online,
+    Offline(DateTime<Utc>),
+}
+
+/// What became of one scan.
+#[derive(Debug)]
+pub(super) enum Scanned {
+    Redeemed(Receipt),
+    Refused(ApiError),
+    /// Offline: this venue already redeemed this very voucher.
+    Duplicate(i64),
+    /// Offline: the position was redeemed elsewhere, or the voucher was
+    /// replaced; kept for the funder to decide.
+    Conflict,
+}
+
+/// The one path of a redemption, online and offline, inside the caller's
+/// transaction: the book's lock, the voucher and its position, the rules at
+/// the scan's instant, then the insert under `redemptions_one_per_position`.
+pub(super) async fn redeem_in(
+    conn: &mut AsyncPgConnection,
+    scanner: &Scanner,
+    code: &ScannedCode,
+    workshop: &Workshop,
+    when: When,
+) -> Result<Scanned, ApiError> {
+    let venue = &scanner.venue;
+    let facts = match find_voucher(conn, code, Lock::Book).await {
+        Ok(facts) => facts,
+        Err(e) if e.kind == ProblemType::NotFound => return Ok(Scanned::Refused(e)),
+        Err(e) => return Err(e),
+    };
+    let at = match when {
+        When::Online => Utc::now(),
+        When::Offline(at) if at < facts.book_created_at => {
+            return Ok(Scanned::Refused(ApiError::invalid_field(
+                "scanned_at",
+                "the scan time is before this voucher was issued",
+            )))
+        }
+        When::Offline(at) => at,
+    };
+    // A rival that committed after our read is met by the insert; we read
+    // again once and judge it like any other live redemption.
+    let mut live = facts.live();
+    for _ in 0..2 {
+        if let Some(outcome) = judge_position(conn, scanner, &facts, live, workshop, when).await? {
+            return Ok(outcome);
+        }
+        if let Some(problem) = refusal(&facts, venue, at) {
+            return Ok(Scanned::Refused(problem));
+        }
+        let day = at.with_timezone(&facts.tz()).date_naive();
+        if let Err(problem) = check_held_on(workshop.held_on, day) {
+            return Ok(Scanned::Refused(problem));
+        }
+        if let Some((id, redeemed_at)) = insert(conn, &facts, scanner, workshop, at).await? {
+            return Ok(Scanned::Redeemed(Receipt {
+                id,
+                voucher_id: facts.voucher_id.to_string(),
+                position: facts.position,
+                book_size: facts.book_size,
+                face_value_cents: facts.face_value_cents,
+                redeemed_at,
+            }));
+        }
+        live = position_live(conn, facts.lineage_id, facts.position).await?;
+    }
+    Err(ApiError::new(
+        ProblemType::Conflict,
+        "The voucher keeps changing; try again.",
+    ))
+}
+
+/// What the position's state decides before the rules, if anything: online,
+/// a used voucher is refused; offline, a scan of a voucher this venue already
+/// redeemed is a duplicate, and one of a replaced voucher, or of a position
+/// redeemed elsewhere, is a conflict for the funder.
+async fn judge_position(
+    conn: &mut AsyncPgConnection,
+    scanner: &Scanner,
+    facts: &Facts,
+    live: Option<Live>,
+    workshop: &Workshop,
+    when: When,
+) -> Result<Option<Scanned>, ApiError> {
+    let venue = scanner.venue.id;
+    let when_scanned = match when {
+        When::Online => {
+            let used = live.filter(|l| l.voucher_id == facts.voucher_id || !facts.replaced);
+            return Ok(used.map(|l| Scanned::Refused(already_redeemed(l, venue))));
+        }
+        When::Offline(at) => at,
+    };
+    let kind = match live {
+        Some(l) if l.venue == venue && l.voucher_id == facts.voucher_id => {
+            return Ok(Some(Scanned::Duplicate(l.id)))
+        }
+        _ if facts.replaced => ConflictKind::Replaced,
+        Some(_) => ConflictKind::RedeemedElsewhere,
+        None => return Ok(None),
+    };
+    super::batch::record_conflict(conn, scanner, facts, kind, live, when_scanned, workshop).await?;
+    Ok(Some(Scanned::Conflict))
+}
+
+/// Why an offline scan went to the funder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Another venue (or another voucher of the position) redeemed it first.
+    RedeemedElsewhere,
+    /// The voucher was replaced: paying it takes the position, never beside it.
+    Replaced,
+}
+
+impl ConflictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictKind::RedeemedElsewhere => "redeemed_elsewhere",
+            ConflictKind::Replaced => "replaced",
+        }
+    }
+}
+
+/// The live redemption of a position, read afresh.
+pub(super) async fn position_live(
+    conn: &mut AsyncPgConnection,
+    lineage_id: i64,
+    position: i16,
+) -> QueryResult<Option<Live>> {
+    let row: Option<(i64, i64, DateTime<Utc>, i64)> = redemptions::table
+        .filter(redemptions::lineage_id.eq(lineage_id))
+        .filter(redemptions::position.eq(position))
+        // The predicate of redemptions_one_per_position.
+        .filter(redemptions::cancelled_at.is_null())
+        .filter(redemptions::second_payment.eq(false))
+        .select((
+            redemptions::id,
+            redemptions::voucher_id,
+            redemptions::redeemed_at,
+            redemptions::venue_organisation_id,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(id, voucher_id, redeemed_at, venue)| Live {
+        id,
+        voucher_id,
+        redeemed_at,
+        venue,
+    }))
+}
+
+/// Redeems a voucher for the scanner's venue, now.
 pub async fn redeem(
     conn: &mut AsyncPgConnection,
     scanner: &Scanner,
@@ -387,7 +597,6 @@ pub async fn redeem(
         recorded,
         replayed: true,
     };
-    let venue = &scanner.venue;
     let principal = scanner.principal();
     if let Some(idem) = idempotency {
         if let Some(answer) = idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
@@ -396,44 +605,12 @@ pub async fn redeem(
     }
     let outcome = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            let facts = find_voucher(conn, code).await?;
-            let live = live_redemption(conn, facts.voucher_id).await?;
-            let now = Utc::now();
-            if let Some(problem) = refusal(&facts, live, venue, now) {
-                return Err(problem);
-            }
-            check_held_on(workshop.held_on, super::paris::today_in(facts.tz()))?;
-            let inserted = insert(conn, &facts, scanner, workshop, now).await?;
-            let Some((id, redeemed_at)) = inserted else {
-                // The winner is committed: this statement sees it.
-                let (rid, at, by) =
-                    live_redemption(conn, facts.voucher_id)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::new(
-                                ProblemType::Conflict,
-                                "The voucher changed meanwhile; try again.",
-                            )
-                        })?;
-                return Err(already_redeemed(at, rid, by, venue.id));
-            };
-            audit(
-                conn,
-                "redeemed",
-                id,
-                facts.voucher_id,
-                scanner.actor(),
-                venue.id,
-                None,
-            )
-            .await?;
-            let receipt = Receipt {
-                id,
-                voucher_id: facts.voucher_id.to_string(),
-                position: facts.position,
-                book_size: facts.book_size,
-                face_value_cents: facts.face_value_cents,
-                redeemed_at,
+            let receipt = match redeem_in(conn, scanner, code, workshop, When::Online).await? {
+                Scanned::Redeemed(receipt) => receipt,
+                Scanned::Refused(problem) => return Err(problem),
+                Scanned::Duplicate(_) | Scanned::Conflict => {
+                    return Err(ApiError::internal("an online redemption has no conflicts"))
+                }
             };
             let answer = Recorded {
                 status: 201,
@@ -478,51 +655,56 @@ pub async fn redeem(
     }
 }
 
-/// Inserts the redemption unless the voucher has one already. A rival insert
-/// for the same voucher waits for ours to commit, then inserts nothing:
-/// exactly one redemption wins. Records the change for offline scanners.
-pub(super) async fn insert(
+/// Inserts the redemption unless its position has one already, with its
+/// audit event and the change offline scanners sync (for every voucher of
+/// the position), in one statement. A rival insert for the same position
+/// waits for ours to commit, then inserts nothing: exactly one wins.
+async fn insert(
     conn: &mut AsyncPgConnection,
     facts: &Facts,
     scanner: &Scanner,
     workshop: &Workshop,
     redeemed_at: DateTime<Utc>,
 ) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
-    let inserted: Option<(i64, DateTime<Utc>)> = diesel::insert_into(redemptions::table)
-        .values((
-            redemptions::voucher_id.eq(facts.voucher_id),
-            redemptions::program_id.eq(facts.program_id),
-            redemptions::venue_organisation_id.eq(scanner.venue.id),
-            redemptions::redeemed_by_user_id.eq(scanner.user_id),
-            redemptions::redeemed_by_device_id.eq(scanner.device_id),
-            redemptions::redeemed_at.eq(redeemed_at),
-            redemptions::theme.eq(&workshop.theme),
-            redemptions::held_on.eq(workshop.held_on),
-            redemptions::duration_minutes.eq(workshop.duration_minutes),
-            redemptions::face_value_cents.eq(facts.face_value_cents),
-        ))
-        .on_conflict(redemptions::voucher_id)
-        .filter_target(
-            redemptions::cancelled_at
-                .is_null()
-                .and(redemptions::conflict_id.is_null()),
-        )
-        .do_nothing()
-        .returning((redemptions::id, redemptions::redeemed_at))
-        .get_result(conn)
-        .await
-        .optional()?;
-    if inserted.is_some() {
-        sync::record(
-            conn,
-            "redeemed",
-            Some(facts.program_id),
-            Some(facts.voucher_id),
-            None,
-        )
-        .await?;
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Timestamptz)]
+        redeemed_at: DateTime<Utc>,
     }
-    Ok(inserted)
+    let inserted: Option<Inserted> = diesel::sql_query(
+        "WITH r AS (
+            INSERT INTO redemptions (voucher_id, program_id, lineage_id, position, venue_organisation_id,
+                                     redeemed_by_user_id, redeemed_by_device_id, redeemed_at, theme,
+                                     held_on, duration_minutes, face_value_cents)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (lineage_id, position) WHERE cancelled_at IS NULL AND NOT second_payment DO NOTHING
+            RETURNING id, redeemed_at),
+         a AS (
+            INSERT INTO audit_events (kind, redemption_id, voucher_id, actor_user_id, actor_device_id, actor_organisation_id)
+            SELECT 'redeemed', r.id, $1, $6, $7, $5 FROM r),
+         s AS (
+            INSERT INTO sync_changes (kind, program_id, voucher_id)
+            SELECT 'redeemed', v.program_id, v.id FROM vouchers v, r WHERE v.lineage_id = $3 AND v.position = $4)
+         SELECT id, redeemed_at FROM r",
+    )
+    .bind::<BigInt, _>(facts.voucher_id)
+    .bind::<Integer, _>(facts.program_id)
+    .bind::<BigInt, _>(facts.lineage_id)
+    .bind::<SmallInt, _>(facts.position)
+    .bind::<BigInt, _>(scanner.venue.id)
+    .bind::<Nullable<BigInt>, _>(scanner.user_id)
+    .bind::<Nullable<BigInt>, _>(scanner.device_id)
+    .bind::<Timestamptz, _>(redeemed_at)
+    .bind::<Text, _>(&workshop.theme)
+    .bind::<Date, _>(workshop.held_on)
+    .bind::<Integer, _>(workshop.duration_minutes)
+    .bind::<BigInt, _>(facts.face_value_cents)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(inserted.map(|i| (i.id, i.redeemed_at)))
 }
 
 /// Who did it: a user, or a scanner device.
@@ -681,8 +863,9 @@ pub async fn find_for_funder(
     }
 }
 
-/// The venue takes back a redemption made by mistake, within the window:
-/// the voucher is usable again. An event, never a delete.
+/// The venue takes back a redemption made by mistake, within the window and
+/// while it is on no closed statement: the voucher is usable again. An event,
+/// never a delete.
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
     caller: &Account,
@@ -691,71 +874,7 @@ pub async fn cancel(
     window: chrono::Duration,
 ) -> Result<Redemption, ApiError> {
     let reason = super::check_reason(reason)?;
-    let not_cancellable = |why: &str| ApiError::new(ProblemType::NotCancellable, why.to_owned());
-    if redemption.cancelled_at.is_some() || redemption.reversed_at.is_some() {
-        return Err(not_cancellable(
-            "This redemption was already cancelled or reversed.",
-        ));
-    }
-    let on_statement: bool = diesel::select(diesel::dsl::exists(
-        crate::db::schema::statement_lines::table
-            .filter(crate::db::schema::statement_lines::redemption_id.eq(redemption.id)),
-    ))
-    .get_result(conn)
-    .await?;
-    if on_statement {
-        return Err(not_cancellable(
-            "This redemption is on a closed statement: ask the funder to reverse it.",
-        ));
-    }
-    if Utc::now() - redemption.redeemed_at > window {
-        return Err(not_cancellable(&format!(
-            "A redemption can be cancelled within {} hours only.",
-            window.num_hours()
-        )));
-    }
-    let (id, user, org) = (redemption.id, caller.user.id, caller.organisation.id);
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        let updated = diesel::update(
-            redemptions::table
-                .find(id)
-                .filter(redemptions::cancelled_at.is_null())
-                .filter(redemptions::reversed_at.is_null()),
-        )
-        .set((
-            redemptions::cancelled_at.eq(diesel::dsl::now),
-            redemptions::cancelled_by_user_id.eq(user),
-            redemptions::cancel_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
-        if updated != 1 {
-            return Err(not_cancellable(
-                "This redemption was already cancelled or reversed.",
-            ));
-        }
-        audit(
-            conn,
-            "cancelled",
-            id,
-            redemption.voucher_id,
-            Actor::user(user),
-            org,
-            Some(reason),
-        )
-        .await?;
-        sync::record(
-            conn,
-            "reopened",
-            Some(redemption.program_id),
-            Some(redemption.voucher_id),
-            None,
-        )
-        .await?;
-        Ok(())
-    })
-    .await?;
-    find(conn, id).await
+    undo(conn, caller, redemption.id, reason, Undo::Cancel(window)).await
 }
 
 /// The funder disputes a redemption: it will not be paid (or is taken back on
@@ -767,37 +886,113 @@ pub async fn reverse(
     reason: &str,
 ) -> Result<Redemption, ApiError> {
     let reason = super::check_reason(reason)?;
-    let (id, user, org) = (redemption.id, caller.user.id, caller.organisation.id);
+    undo(conn, caller, redemption.id, reason, Undo::Reverse).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    /// By the venue, within this window of the redemption.
+    Cancel(chrono::Duration),
+    /// By the funder, at any time.
+    Reverse,
+}
+
+/// Until when a venue may cancel a redemption it made.
+pub fn cancellable_until(redeemed_at: DateTime<Utc>, window: chrono::Duration) -> DateTime<Utc> {
+    redeemed_at + window
+}
+
+/// Cancels or reverses under the redemption's row lock. A statement closing
+/// at the same moment holds the locks of the redemptions it pays: we wait for
+/// it, then see its lines. `redemptions_final_once_paid` refuses the cancel
+/// in the database too.
+async fn undo(
+    conn: &mut AsyncPgConnection,
+    caller: &Account,
+    id: i64,
+    reason: &str,
+    how: Undo,
+) -> Result<Redemption, ApiError> {
+    use crate::db::schema::statement_lines;
+    let (user, org) = (caller.user.id, caller.organisation.id);
+    let refused = |why: String| match how {
+        Undo::Cancel(_) => ApiError::new(ProblemType::NotCancellable, why),
+        Undo::Reverse => ApiError::new(ProblemType::Conflict, why),
+    };
     conn.transaction::<_, ApiError, _>(async |conn| {
-        let updated = diesel::update(
-            redemptions::table
-                .find(id)
-                .filter(redemptions::cancelled_at.is_null())
-                .filter(redemptions::reversed_at.is_null()),
-        )
-        .set((
-            redemptions::reversed_at.eq(diesel::dsl::now),
-            redemptions::reversed_by_user_id.eq(user),
-            redemptions::reverse_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
-        if updated != 1 {
-            return Err(ApiError::new(
-                ProblemType::Conflict,
-                "This redemption was already cancelled or reversed.",
+        let current: Redemption = redemptions::table
+            .find(id)
+            .select(Redemption::as_select())
+            .for_update()
+            .first(conn)
+            .await?;
+        if current.cancelled_at.is_some() || current.reversed_at.is_some() {
+            return Err(refused(
+                "This redemption was already cancelled or reversed.".into(),
             ));
         }
-        audit(
-            conn,
-            "reversed",
-            id,
-            redemption.voucher_id,
-            Actor::user(user),
-            org,
-            Some(reason),
-        )
-        .await?;
+        if let Undo::Cancel(window) = how {
+            let on_statement: bool = diesel::select(diesel::dsl::exists(
+                statement_lines::table.filter(statement_lines::redemption_id.eq(id)),
+            ))
+            .get_result(conn)
+            .await?;
+            if on_statement {
+                return Err(refused(
+                    "This redemption is on a closed statement: ask the funder to reverse it.".into(),
+                ));
+            }
+            if Utc::now() > cancellable_until(current.redeemed_at, window) {
+                return Err(refused(format!(
+                    "A redemption can be cancelled within {} hours only.",
+                    window.num_hours()
+                )));
+            }
+        }
+        let target = redemptions::table.find(id);
+        let updated = match how {
+            Undo::Cancel(_) => diesel::update(target)
+                .set((
+                    redemptions::cancelled_at.eq(diesel::dsl::now),
+                    redemptions::cancelled_by_user_id.eq(user),
+                    redemptions::cancel_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await,
+            Undo::Reverse => diesel::update(target)
+                .set((
+                    redemptions::reversed_at.eq(diesel::dsl::now),
+                    redemptions::reversed_by_user_id.eq(user),
+                    redemptions::reverse_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await,
+        };
+        updated.map_err(|e| match e {
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.constraint_name() == Some("redemptions_final_once_paid") =>
+            {
+                refused("This redemption is on a closed statement: ask the funder to reverse it.".into())
+            }
+            other => other.into(),
+        })?;
+        let kind = match how {
+            Undo::Cancel(_) => "cancelled",
+            Undo::Reverse => "reversed",
+        };
+        audit(conn, kind, id, current.voucher_id, Actor::user(user), org, Some(reason)).await?;
+        if let Undo::Cancel(_) = how {
+            // Every voucher of the position is usable again (the latest one
+            // in practice); phones learn it at their next sync.
+            diesel::sql_query(
+                "INSERT INTO sync_changes (kind, program_id, voucher_id)
+                 SELECT 'reopened', v.program_id, v.id FROM vouchers v
+                  WHERE (v.lineage_id, v.position) = (SELECT lineage_id, position FROM redemptions WHERE id = $1)",
+            )
+            .bind::<BigInt, _>(id)
+            .execute(conn)
+            .await?;
+        }
         Ok(())
     })
     .await?;

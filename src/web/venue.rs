@@ -385,7 +385,7 @@ async fn redemptions_page(
                                 "Atelier n° " (r.id) " du " (format::date(r.held_on)) ", " (duration(r.duration_minutes))
                                 br; "enregistré le " (when(r.redeemed_at)) " · " (format::euros(r.face_value_cents))
                             }
-                            (state_cell(session, r, now - r.redeemed_at <= window))
+                            (state_cell(session, r, now <= redemptions::cancellable_until(r.redeemed_at, window)))
                         }
                     }
                 }

@@ -20,7 +20,15 @@ pub async fn issue_book(app: &TestApp, f: &Fixture, size: i64) -> Value {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+    let book: Value = res.json().await.unwrap();
+    // As if handed out a week ago: offline scans here are dated up to a few
+    // days back, and a scan is never dated before its book existed.
+    app.sql(&format!(
+        "UPDATE books SET created_at = now() - interval '8 days' WHERE id = {}",
+        book["id"]
+    ))
+    .await;
+    book
 }
 
 pub fn workshop() -> Value {
