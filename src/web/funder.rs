@@ -19,6 +19,7 @@ use super::layout;
 use super::session::Session;
 use crate::auth::Role;
 use crate::domain::batch::{self, Resolution};
+use crate::domain::redemptions::ConflictKind;
 use crate::domain::organisations;
 use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramRow, Territory};
 use crate::domain::statements::payments::{self, PaymentRequest};
@@ -1096,7 +1097,7 @@ async fn conflicts_page(
     let content = html! {
         h1 { "Conflits à arbitrer" }
         (notice(text))
-        p { "Un conflit naît quand un lieu, hors connexion, a scanné un coupon qu'un autre lieu avait déjà utilisé. Décidez s'il faut payer aussi cet atelier." }
+        p { "Un conflit naît quand un lieu, hors connexion, a scanné un coupon qu'un autre lieu avait déjà utilisé, ou un coupon d'un carnet remplacé depuis. Décidez s'il faut payer cet atelier. Un coupon remplacé n'est jamais payé en plus de son remplaçant : le payer utilise sa place dans le carnet." }
         @if open.is_empty() {
             p.muted { "Aucun conflit en attente." }
         }
@@ -1108,6 +1109,7 @@ async fn conflicts_page(
             article.card aria-labelledby={ (prefix) "-titre" } {
                 h2 #{ (prefix) "-titre" } { "Coupon " span.code { (typed(c.voucher_id)) } }
                 dl.facts {
+                    dt { "Motif du conflit" } dd { (conflict_kind(&c.kind)) }
                     dt { "Lieu" } dd { (venue_names.get(&c.venue_organisation_id).map(String::as_str).unwrap_or("—")) }
                     dt { "Scanné le" } dd { (format::instant(c.scanned_at, tz_of(c.program_id))) }
                     dt { "Atelier" } dd { (themes::label(&c.theme).unwrap_or(&c.theme)) ", le " (format::date(c.held_on)) }
@@ -1152,6 +1154,15 @@ async fn conflicts_page(
         errors.status(),
         layout::page(Some(session), "Conflits à arbitrer", content),
     ))
+}
+
+/// Why a scan came to the funder, in the funder's words.
+fn conflict_kind(kind: &str) -> &'static str {
+    if kind == ConflictKind::Replaced.as_str() {
+        "coupon d'un carnet remplacé depuis"
+    } else {
+        "coupon déjà utilisé dans un autre lieu"
+    }
 }
 
 pub async fn resolve(
