@@ -186,6 +186,7 @@ async fn a_history_over_two_instances_with_a_kill_breaks_no_money_rule() {
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let login = |port: u16, email: &'static str| {
