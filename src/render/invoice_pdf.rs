@@ -275,9 +275,9 @@ fn grouped(iban: &str) -> String {
 
 /// The table's columns: title, right edge (numbers) or left edge (text).
 const DESIGNATION_X: f32 = 0.0;
-const QUANTITY_RIGHT: f32 = 300.0;
-const PRICE_RIGHT: f32 = 390.0;
-const VAT_RIGHT: f32 = 430.0;
+const QUANTITY_RIGHT: f32 = 318.0;
+const PRICE_RIGHT: f32 = 398.0;
+const VAT_RIGHT: f32 = 428.0;
 const AMOUNT_RIGHT: f32 = CONTENT_W;
 
 struct Sheet<'s, 'p> {
@@ -306,13 +306,10 @@ impl Sheet<'_, '_> {
                 if let Some(due) = invoice.due_on {
                     facts.push(format!("Date d'échéance : {}", french_date(due)));
                 }
+                let workshops: i64 = invoice.lines.iter().map(|l| l.quantity).sum();
                 facts.push(format!(
-                    "Atelier{} pass numérique",
-                    if invoice.lines.iter().map(|l| l.quantity).sum::<i64>() > 1 {
-                        "s"
-                    } else {
-                        ""
-                    }
+                    "{workshops} {} de médiation numérique (pass numérique)",
+                    if workshops > 1 { "ateliers" } else { "atelier" }
                 ));
                 for fact in facts {
                     self.text(SUBTITLE, MARGIN, y, &fact);
@@ -348,7 +345,7 @@ impl Sheet<'_, '_> {
             }
             Block::TableHead => {
                 let y = top + 14.0 + LABEL.size;
-                self.text(LABEL, MARGIN + DESIGNATION_X, y, "DÉSIGNATION");
+                self.text(LABEL, MARGIN + DESIGNATION_X, y, "ATELIERS (THÈME)");
                 self.text_right(LABEL, MARGIN + QUANTITY_RIGHT, y, "QUANTITÉ");
                 self.text_right(LABEL, MARGIN + PRICE_RIGHT, y, "PRIX UNIT. HT");
                 self.text_right(LABEL, MARGIN + VAT_RIGHT, y, "TVA");
@@ -358,10 +355,10 @@ impl Sheet<'_, '_> {
             Block::Row(i) => {
                 let line = &invoice.lines[*i];
                 let y = top + BODY.size + 3.0;
-                let label = fit(&self.fonts.regular, BODY.size, &format!("Atelier : {}", line.label), QUANTITY_RIGHT - 60.0);
+                let label = fit(&self.fonts.regular, BODY.size, &clean(&line.label), QUANTITY_RIGHT - 48.0);
                 self.text(BODY, MARGIN + DESIGNATION_X, y, &label);
                 self.text_right(BODY, MARGIN + QUANTITY_RIGHT, y, &line.quantity.to_string());
-                self.text_right(BODY, MARGIN + PRICE_RIGHT, y, &unit_price(line.unit_net_price_e4()));
+                self.text_right(BODY, MARGIN + PRICE_RIGHT, y, &unit_price(line.unit_price_e4));
                 self.text_right(BODY, MARGIN + VAT_RIGHT, y, &rate(&invoice.tax));
                 self.text_right(BODY, MARGIN + AMOUNT_RIGHT, y, &euros(line.net_cents));
                 self.rule(MARGIN, top + BODY.leading + 4.0, CONTENT_W, 0.3, GREY);
@@ -454,7 +451,7 @@ mod tests {
     use super::*;
     use crate::domain::invoices::document::{self, Buyer, Line, Reference, Seller, Source, Totals};
 
-    pub fn sample(kind: Kind, tax: Tax) -> Invoice {
+    fn sample(kind: Kind, tax: Tax) -> Invoice {
         let tally = [("email".to_owned(), 2000, 3), ("online_procedures".to_owned(), 2000, 2)];
         let (lines, totals): (Vec<Line>, Totals) = document::price(&tally, |code| {
             crate::domain::themes::label(code).unwrap_or(code).to_owned()

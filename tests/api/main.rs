@@ -10,6 +10,7 @@ mod books;
 mod conservation;
 mod foundation;
 mod helpers;
+mod invoices;
 mod keys;
 mod offline;
 mod printing;

@@ -57,7 +57,7 @@ pub fn xml(invoice: &Invoice) -> Vec<u8> {
         x.close("ram:SpecifiedTradeProduct");
         x.open("ram:SpecifiedLineTradeAgreement");
         x.open("ram:NetPriceProductTradePrice");
-        x.leaf("ram:ChargeAmount", &price(line.unit_net_price_e4())); // BT-146
+        x.leaf("ram:ChargeAmount", &price(line.unit_price_e4)); // BT-146
         x.close("ram:NetPriceProductTradePrice");
         x.close("ram:SpecifiedLineTradeAgreement");
         x.open("ram:SpecifiedLineTradeDelivery");
@@ -213,9 +213,8 @@ pub fn notes(invoice: &Invoice) -> Vec<(&'static str, String)> {
 pub fn payment_terms(invoice: &Invoice) -> String {
     match invoice.kind {
         Kind::Invoice => format!(
-            "Virement SEPA à {} jours de la date de facture, sur le compte {}.",
-            super::document::PAYMENT_DAYS,
-            invoice.seller.iban
+            "Virement SEPA à {} jours de la date de facture.",
+            super::document::PAYMENT_DAYS
         ),
         Kind::CreditNote => format!(
             "Avoir imputé sur les paiements du programme : déduit du montant du relevé n° {}, ou des relevés suivants si ce montant est négatif. Aucun versement n'est dû.",

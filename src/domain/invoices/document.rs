@@ -91,16 +91,13 @@ pub struct Line {
     pub quantity: i64,
     /// The face value of one workshop, VAT included.
     pub face_value_cents: i64,
-    /// The line's amount before VAT (BT-131).
+    /// The price of one workshop before VAT (BT-146), in ten-thousandths of
+    /// a euro: the face value for an exempt venue, the face value less its
+    /// VAT otherwise, rounded to 4 decimals.
+    pub unit_price_e4: i64,
+    /// The line's amount before VAT (BT-131): its share of the total before
+    /// VAT, within two cents of quantity × unit price.
     pub net_cents: i64,
-}
-
-impl Line {
-    /// The price of one workshop before VAT (BT-146), in ten-thousandths
-    /// of a euro: exact for an exempt venue, rounded to 4 decimals otherwise.
-    pub fn unit_net_price_e4(&self) -> i64 {
-        (self.net_cents * 100 * 2 + self.quantity) / (2 * self.quantity)
-    }
 }
 
 /// The document's totals, in cents.
@@ -221,6 +218,13 @@ pub fn price(
             label: label(theme),
             quantity: *count,
             face_value_cents: *face,
+            unit_price_e4: match tax {
+                Tax::Exempt { .. } => face * 100,
+                Tax::Standard { rate_basis_points } => {
+                    let rate = i64::from(*rate_basis_points);
+                    (face * 100 * 10_000 * 2 + 10_000 + rate) / (2 * (10_000 + rate))
+                }
+            },
             net_cents: if gross == 0 { 0 } else { net * face * count / gross },
         })
         .collect();
@@ -324,7 +328,7 @@ mod tests {
             lines.iter().map(|l| l.net_cents).collect::<Vec<_>>(),
             [2000, 1500, 4000]
         );
-        assert_eq!(lines[2].unit_net_price_e4(), 200_000);
+        assert_eq!(lines[2].unit_price_e4, 200_000);
         assert_eq!(totals.net_cents, 7500);
         assert_eq!(totals.due_cents(), 7500);
     }
@@ -343,6 +347,10 @@ mod tests {
                 assert!(totals.rounding_cents.abs() <= 1);
                 assert_eq!(totals.vat_cents, vat_on(totals.net_cents, i64::from(rate)));
                 assert_eq!(lines.iter().map(|l| l.net_cents).sum::<i64>(), totals.net_cents);
+                for line in &lines {
+                    let exact = line.quantity * line.unit_price_e4;
+                    assert!((line.net_cents * 100 - exact).abs() <= 200 + line.quantity, "{line:?}");
+                }
             }
         }
         // 20 %: 60 € with VAT are 50 € and 10 € of VAT.
@@ -354,7 +362,7 @@ mod tests {
             },
         );
         assert_eq!((totals.net_cents, totals.vat_cents, totals.rounding_cents), (5000, 1000, 0));
-        assert_eq!(lines[0].unit_net_price_e4(), 166_667);
+        assert_eq!(lines[0].unit_price_e4, 166_667);
     }
 
     #[test]
