@@ -26,8 +26,7 @@ use utoipa::ToSchema;
 use self::details::VatRegime;
 use self::document::{Buyer, Invoice, Kind, Party, Reference, Seller, Source, Tax};
 use crate::db::schema::{
-    invoice_corrections, invoices, organisations, statement_payments, statements,
-    venue_invoicing,
+    invoice_corrections, invoices, organisations, statement_payments, venue_invoicing,
 };
 use crate::domain::{programs::ProgramRow, statements as statement, themes};
 use crate::geo::Communes;
@@ -441,11 +440,32 @@ pub fn file_stem(invoice: &Invoice) -> String {
     format!("{prefix}-{}", invoice.number)
 }
 
-/// The closing day of a statement, for the pages.
-pub async fn closed_at(conn: &mut AsyncPgConnection, statement_id: i64) -> QueryResult<DateTime<Utc>> {
-    statements::table
-        .find(statement_id)
-        .select(statements::closed_at)
-        .first(conn)
-        .await
+/// The programme's name and its funder's, for each statement a venue has
+/// an extract on.
+pub async fn programmes_of_venue(
+    conn: &mut AsyncPgConnection,
+    venue: i64,
+) -> QueryResult<std::collections::HashMap<i64, (String, String)>> {
+    #[derive(QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = BigInt)]
+        statement_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        program: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        funder: String,
+    }
+    let rows: Vec<Named> = diesel::sql_query(
+        "SELECT s.id AS statement_id, p.name AS program, o.name AS funder
+           FROM statement_extracts e JOIN statements s ON s.id = e.statement_id
+                JOIN programs p ON p.id = s.program_id JOIN organisations o ON o.id = p.funder_organisation_id
+          WHERE e.venue_organisation_id = $1",
+    )
+    .bind::<BigInt, _>(venue)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|n| (n.statement_id, (n.program, n.funder)))
+        .collect())
 }
