@@ -386,4 +386,3 @@ diesel::table! {
 
 diesel::joinable!(venue_invoicing -> organisations (organisation_id));
 diesel::joinable!(program_invoicing -> programs (program_id));
-

@@ -31,14 +31,23 @@ pub async fn venue_details(
     caller.require(&[Role::Venue, Role::Operator])?;
     let mut conn = state.pool.get().await?;
     own_venue(&mut conn, &caller, *id).await?;
-    let stored = details::venue_details(&mut conn, *id).await?.ok_or_else(|| {
-        let missing = ["legal_name", "address", "postcode", "city", "vat_regime", "iban"];
-        ApiError::not_found(format!(
-            "Venue {} has recorded no invoicing details yet: {}.",
-            *id,
-            missing.join(", ")
-        ))
-    })?;
+    let stored = details::venue_details(&mut conn, *id)
+        .await?
+        .ok_or_else(|| {
+            let missing = [
+                "legal_name",
+                "address",
+                "postcode",
+                "city",
+                "vat_regime",
+                "iban",
+            ];
+            ApiError::not_found(format!(
+                "Venue {} has recorded no invoicing details yet: {}.",
+                *id,
+                missing.join(", ")
+            ))
+        })?;
     Ok(HttpResponse::Ok().json(stored))
 }
 
@@ -70,7 +79,9 @@ async fn own_venue(
         Role::Venue if caller.organisation_id() == id => Ok(()),
         Role::Operator => {
             let org = organisations::find(conn, id).await?;
-            (org.role() == Role::Venue).then_some(()).ok_or_else(not_found)
+            (org.role() == Role::Venue)
+                .then_some(())
+                .ok_or_else(not_found)
         }
         _ => Err(not_found()),
     }
@@ -217,7 +228,8 @@ async fn issued(
     let mut conn = state.pool.get().await?;
     let scope =
         statements::viewer_scope(&mut conn, id, caller.role(), caller.organisation_id()).await?;
-    let not_found = || ApiError::not_found(format!("Venue {venue} has no extract on statement {id}."));
+    let not_found =
+        || ApiError::not_found(format!("Venue {venue} has no extract on statement {id}."));
     match scope {
         Some(own) if own != venue => return Err(not_found()),
         Some(_) => {}

@@ -129,7 +129,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                         .put(invoices::save_buyer_details),
                 )
                 .service(web::resource("/statements/{id}/invoices").get(invoices::list))
-                .service(web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf))
+                .service(
+                    web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf),
+                )
                 .service(
                     web::resource("/statements/{id}/invoices/{venue}/invoice.xml")
                         .get(invoices::invoice_xml),

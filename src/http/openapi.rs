@@ -4,8 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    books, health, invoices, keys, offline, organisations, pagination, problem, programs, redemptions,
-    session, statements, users,
+    books, health, invoices, keys, offline, organisations, pagination, problem, programs,
+    redemptions, session, statements, users,
 };
 
 #[derive(OpenApi)]

@@ -80,9 +80,18 @@ fn extend(xmp: &str, kind: Kind) -> Result<String, FacturXError> {
          <pdfaSchema:property><rdf:Seq>{}{}{}{}</rdf:Seq></pdfaSchema:property>\
          </rdf:li>",
         property("DocumentFileName", "The name of the embedded XML document"),
-        property("DocumentType", "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"),
-        property("Version", "The actual version of the standard applying to the embedded XML document"),
-        property("ConformanceLevel", "The conformance level of the embedded XML document"),
+        property(
+            "DocumentType",
+            "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"
+        ),
+        property(
+            "Version",
+            "The actual version of the standard applying to the embedded XML document"
+        ),
+        property(
+            "ConformanceLevel",
+            "The conformance level of the embedded XML document"
+        ),
     );
     let end = xmp.rfind("</rdf:RDF>").ok_or(FacturXError::NoMetadata)?;
     let mut out = String::with_capacity(xmp.len() + properties.len() + schema.len() + 600);

@@ -16,7 +16,9 @@ use krilla::{Document, SerializeSettings};
 
 use super::facturx;
 use super::statement_pdf::euros;
-use super::typeset::{clean, fit, fonts, french_date, wrap, Fonts, Pen, Style, BLACK, BLUE, GREY, TINT};
+use super::typeset::{
+    clean, fit, fonts, french_date, wrap, Fonts, Pen, Style, BLACK, BLUE, GREY, TINT,
+};
 use crate::domain::invoices::cii;
 use crate::domain::invoices::document::{Invoice, Kind, Party, Tax};
 
@@ -143,7 +145,7 @@ impl Block {
     fn height(&self) -> f32 {
         match self {
             Block::Heading => TITLE.leading + 3.0 * SUBTITLE.leading + 10.0,
-            Block::Parties => 16.0 + LABEL.leading + 6.0 * BODY.leading,
+            Block::Parties => 16.0 + LABEL.leading + 5.0 * BODY.leading + 6.0,
             Block::References(lines) => 8.0 + lines.len() as f32 * BODY.leading,
             Block::TableHead => 14.0 + LABEL.leading + 4.0,
             Block::Row(_) => BODY.leading + 5.0,
@@ -277,7 +279,7 @@ fn grouped(iban: &str) -> String {
 const DESIGNATION_X: f32 = 0.0;
 const QUANTITY_RIGHT: f32 = 318.0;
 const PRICE_RIGHT: f32 = 398.0;
-const VAT_RIGHT: f32 = 428.0;
+const VAT_RIGHT: f32 = 432.0;
 const AMOUNT_RIGHT: f32 = CONTENT_W;
 
 struct Sheet<'s, 'p> {
@@ -302,7 +304,10 @@ impl Sheet<'_, '_> {
                 let mut y = top + TITLE.size;
                 self.text(TITLE, MARGIN, y, &title(invoice));
                 y += TITLE.leading;
-                let mut facts = vec![format!("Date d'émission : {}", french_date(invoice.issued_on))];
+                let mut facts = vec![format!(
+                    "Date d'émission : {}",
+                    french_date(invoice.issued_on)
+                )];
                 if let Some(due) = invoice.due_on {
                     facts.push(format!("Date d'échéance : {}", french_date(due)));
                 }
@@ -318,20 +323,28 @@ impl Sheet<'_, '_> {
             }
             Block::Parties => {
                 let y = top + 16.0;
-                let half = CONTENT_W / 2.0 - 10.0;
-                let seller_lines = party_lines(&invoice.seller.party, invoice.seller.vat_number.as_deref());
+                let box_w = CONTENT_W / 2.0 - 8.0;
+                let seller_lines =
+                    party_lines(&invoice.seller.party, invoice.seller.vat_number.as_deref());
                 let buyer_lines = party_lines(&invoice.buyer.party, None);
+                let height = LABEL.leading
+                    + seller_lines.len().max(buyer_lines.len()) as f32 * BODY.leading
+                    + 10.0;
                 for (x, label, lines) in [
                     (MARGIN, "ÉMETTEUR (LE LIEU)", seller_lines),
-                    (MARGIN + CONTENT_W / 2.0 + 10.0, "DESTINATAIRE (LE FINANCEUR)", buyer_lines),
+                    (
+                        MARGIN + CONTENT_W / 2.0 + 8.0,
+                        "DESTINATAIRE (LE FINANCEUR)",
+                        buyer_lines,
+                    ),
                 ] {
-                    self.rect(x - 8.0, y - 12.0, half + 8.0, LABEL.leading + 6.0 * BODY.leading + 6.0, Some(TINT), None);
-                    self.text(LABEL, x, y, label);
+                    self.rect(x, y - 12.0, box_w, height, Some(TINT), None);
+                    self.text(LABEL, x + 8.0, y, label);
                     let mut line_y = y + LABEL.leading + 2.0;
                     for (i, line) in lines.iter().enumerate() {
                         let style = if i == 0 { BODY_BOLD } else { BODY };
-                        let line = fit(face(self.fonts, style), style.size, line, half - 4.0);
-                        self.text(style, x, line_y, &line);
+                        let line = fit(face(self.fonts, style), style.size, line, box_w - 16.0);
+                        self.text(style, x + 8.0, line_y, &line);
                         line_y += BODY.leading;
                     }
                 }
@@ -355,10 +368,20 @@ impl Sheet<'_, '_> {
             Block::Row(i) => {
                 let line = &invoice.lines[*i];
                 let y = top + BODY.size + 3.0;
-                let label = fit(&self.fonts.regular, BODY.size, &clean(&line.label), QUANTITY_RIGHT - 48.0);
+                let label = fit(
+                    &self.fonts.regular,
+                    BODY.size,
+                    &clean(&line.label),
+                    QUANTITY_RIGHT - 48.0,
+                );
                 self.text(BODY, MARGIN + DESIGNATION_X, y, &label);
                 self.text_right(BODY, MARGIN + QUANTITY_RIGHT, y, &line.quantity.to_string());
-                self.text_right(BODY, MARGIN + PRICE_RIGHT, y, &unit_price(line.unit_price_e4));
+                self.text_right(
+                    BODY,
+                    MARGIN + PRICE_RIGHT,
+                    y,
+                    &unit_price(line.unit_price_e4),
+                );
                 self.text_right(BODY, MARGIN + VAT_RIGHT, y, &rate(&invoice.tax));
                 self.text_right(BODY, MARGIN + AMOUNT_RIGHT, y, &euros(line.net_cents));
                 self.rule(MARGIN, top + BODY.leading + 4.0, CONTENT_W, 0.3, GREY);
@@ -369,7 +392,10 @@ impl Sheet<'_, '_> {
                 let label_right = MARGIN + AMOUNT_RIGHT - 110.0;
                 let mut rows = vec![
                     ("Total HT".to_owned(), euros(totals.net_cents)),
-                    (format!("TVA {}", rate(&invoice.tax)), euros(totals.vat_cents)),
+                    (
+                        format!("TVA {}", rate(&invoice.tax)),
+                        euros(totals.vat_cents),
+                    ),
                     ("Total TTC".to_owned(), euros(totals.gross_cents())),
                 ];
                 if totals.rounding_cents != 0 {
@@ -384,8 +410,16 @@ impl Sheet<'_, '_> {
                     Kind::Invoice => "Net à payer",
                     Kind::CreditNote => "Montant de l'avoir",
                 };
-                self.rect(label_right - 110.0, y - TOTAL.size - 1.0, MARGIN + AMOUNT_RIGHT - label_right + 118.0, TOTAL.leading + 2.0, Some(TINT), None);
                 y += 4.0;
+                let left = label_right - 110.0;
+                self.rect(
+                    left,
+                    y - TOTAL.size - 3.0,
+                    MARGIN + AMOUNT_RIGHT + 6.0 - left,
+                    TOTAL.leading + 2.0,
+                    Some(TINT),
+                    None,
+                );
                 self.text_right(TOTAL, label_right, y, due_label);
                 self.text_right(TOTAL, MARGIN + AMOUNT_RIGHT, y, &euros(totals.due_cents()));
             }
@@ -408,8 +442,18 @@ impl Sheet<'_, '_> {
             clean(&invoice.seller.party.name),
             invoice.seller.party.siret
         );
-        self.text(SMALL, MARGIN, y, &fit(&self.fonts.regular, SMALL.size, &left, CONTENT_W - 80.0));
-        self.text_right(SMALL, MARGIN + CONTENT_W, y, &format!("page {page} / {pages}"));
+        self.text(
+            SMALL,
+            MARGIN,
+            y,
+            &fit(&self.fonts.regular, SMALL.size, &left, CONTENT_W - 80.0),
+        );
+        self.text_right(
+            SMALL,
+            MARGIN + CONTENT_W,
+            y,
+            &format!("page {page} / {pages}"),
+        );
     }
 }
 
@@ -432,7 +476,10 @@ fn rate(tax: &Tax) -> String {
     match tax {
         Tax::Exempt { .. } => "0 %".to_owned(),
         Tax::Standard { rate_basis_points } => {
-            format!("{}\u{a0}%", cii::percent(*rate_basis_points).replace('.', ","))
+            format!(
+                "{}\u{a0}%",
+                cii::percent(*rate_basis_points).replace('.', ",")
+            )
         }
     }
 }
@@ -452,10 +499,19 @@ mod tests {
     use crate::domain::invoices::document::{self, Buyer, Line, Reference, Seller, Source, Totals};
 
     fn sample(kind: Kind, tax: Tax) -> Invoice {
-        let tally = [("email".to_owned(), 2000, 3), ("online_procedures".to_owned(), 2000, 2)];
-        let (lines, totals): (Vec<Line>, Totals) = document::price(&tally, |code| {
-            crate::domain::themes::label(code).unwrap_or(code).to_owned()
-        }, &tax);
+        let tally = [
+            ("email".to_owned(), 2000, 3),
+            ("online_procedures".to_owned(), 2000, 2),
+        ];
+        let (lines, totals): (Vec<Line>, Totals) = document::price(
+            &tally,
+            |code| {
+                crate::domain::themes::label(code)
+                    .unwrap_or(code)
+                    .to_owned()
+            },
+            &tax,
+        );
         Invoice {
             kind,
             number: "PN-000007".into(),
@@ -509,16 +565,34 @@ mod tests {
     #[test]
     fn an_invoice_renders_as_pdf_a_3_with_its_xml() {
         for (kind, tax) in [
-            (Kind::Invoice, Tax::Exempt { reason: "TVA non applicable, art. 261-7-1° b du CGI".into() }),
-            (Kind::Invoice, Tax::Standard { rate_basis_points: 2000 }),
-            (Kind::CreditNote, Tax::Standard { rate_basis_points: 550 }),
+            (
+                Kind::Invoice,
+                Tax::Exempt {
+                    reason: "TVA non applicable, art. 261-7-1° b du CGI".into(),
+                },
+            ),
+            (
+                Kind::Invoice,
+                Tax::Standard {
+                    rate_basis_points: 2000,
+                },
+            ),
+            (
+                Kind::CreditNote,
+                Tax::Standard {
+                    rate_basis_points: 550,
+                },
+            ),
         ] {
             let invoice = sample(kind, tax);
             let xml = cii::xml(&invoice);
             let pdf = render(&invoice, &xml).expect("render");
             assert!(pdf.starts_with(b"%PDF-1.7"), "{:?}", &pdf[..10]);
             let text = String::from_utf8_lossy(&pdf);
-            assert!(text.contains("fx:ConformanceLevel>EN 16931<"), "no Factur-X XMP");
+            assert!(
+                text.contains("fx:ConformanceLevel>EN 16931<"),
+                "no Factur-X XMP"
+            );
             assert!(text.contains("pdfaid:part>3<") || text.contains("pdfaid:part=\"3\""));
             // Rendering is deterministic: the stored document gives the same file every time.
             assert_eq!(render(&invoice, &xml).unwrap(), pdf);

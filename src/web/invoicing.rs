@@ -140,17 +140,25 @@ pub async fn venue_details(
                 postcode: org.postcode.unwrap_or_default(),
                 city: org
                     .commune_code
-                    .and_then(|code| Communes::shared().commune(&code).map(|c| c.name().to_owned()))
+                    .and_then(|code| {
+                        Communes::shared()
+                            .commune(&code)
+                            .map(|c| c.name().to_owned())
+                    })
                     .unwrap_or_default(),
                 ..VenueForm::default()
             }
         }
     };
-    let notice = query
-        .enregistre
-        .is_some()
-        .then_some("Vos coordonnées de facturation sont enregistrées : vos factures les reprendront.");
-    Ok(venue_details_page(&session, &form, notice, &FormErrors::default()))
+    let notice = query.enregistre.is_some().then_some(
+        "Vos coordonnées de facturation sont enregistrées : vos factures les reprendront.",
+    );
+    Ok(venue_details_page(
+        &session,
+        &form,
+        notice,
+        &FormErrors::default(),
+    ))
 }
 
 pub async fn save_venue_details(
@@ -190,26 +198,19 @@ pub async fn save_venue_details(
         bic: blank_to_none(&form.bic),
     };
     let mut conn = state.pool.get().await?;
-    match details::save_venue_details(&mut conn, venue.organisation.id, venue.user.id, request).await {
+    match details::save_venue_details(&mut conn, venue.organisation.id, venue.user.id, request)
+        .await
+    {
         Ok(_) => Ok(layout::see_other("/lieu/facturation?enregistre=1")),
         Err(e) => {
             // The domain's messages are in French already: shown as they are.
-            let messages: Vec<(String, String)> = e
-                .errors
-                .iter()
-                .map(|f| (f.field.clone(), sentence(&f.message)))
-                .collect();
+            let french: Vec<String> = e.errors.iter().map(|f| sentence(&f.message)).collect();
             let mut errors = FormErrors::from_refusal(e, FIELDS)?;
-            errors.fields = messages
-                .into_iter()
-                .map(|(field, message)| {
-                    let form_field = FIELDS
-                        .iter()
-                        .find(|(api, _, _)| *api == field)
-                        .map_or(field.clone(), |(_, form, _)| (*form).to_owned());
-                    (form_field, message)
-                })
-                .collect();
+            if errors.fields.len() == french.len() {
+                for ((_, message), french) in errors.fields.iter_mut().zip(french) {
+                    *message = french;
+                }
+            }
             Ok(venue_details_page(&posted.session, form, None, &errors))
         }
     }
@@ -221,17 +222,32 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("address", "address", "Indiquez l'adresse."),
     ("postcode", "postcode", "Indiquez le code postal."),
     ("city", "city", "Indiquez la commune."),
-    ("vat_exemption_reason", "vat_exemption_reason", "Indiquez la mention d'exonération."),
+    (
+        "vat_exemption_reason",
+        "vat_exemption_reason",
+        "Indiquez la mention d'exonération.",
+    ),
     ("vat_number", "vat_number", "Vérifiez le numéro de TVA."),
-    ("vat_rate_basis_points", "vat_rate", "Choisissez le taux de TVA."),
+    (
+        "vat_rate_basis_points",
+        "vat_rate",
+        "Choisissez le taux de TVA.",
+    ),
     ("iban", "iban", "Vérifiez l'IBAN."),
     ("bic", "bic", "Vérifiez le BIC."),
-    ("siret", "legal_name", "Le SIRET du lieu manque : demandez à l'opérateur de le renseigner."),
+    (
+        "siret",
+        "legal_name",
+        "Le SIRET du lieu manque : demandez à l'opérateur de le renseigner.",
+    ),
 ];
 
 fn sentence(message: &str) -> String {
     let mut chars = message.chars();
-    let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let first: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     crate::render::typeset::sentence(&format!("{first}{}", chars.as_str()))
 }
 
@@ -244,7 +260,10 @@ fn venue_details_page(
     let rates: Vec<(String, String)> = VAT_RATES
         .iter()
         .map(|r| {
-            let label = format!("{} %", crate::domain::invoices::cii::percent(*r).replace('.', ","));
+            let label = format!(
+                "{} %",
+                crate::domain::invoices::cii::percent(*r).replace('.', ",")
+            );
             (r.to_string(), label)
         })
         .collect();
@@ -295,7 +314,10 @@ fn venue_details_page(
             button.button type="submit" { "Enregistrer" }
         }
     };
-    layout::respond(errors.status(), layout::page(Some(session), "Coordonnées de facturation", content))
+    layout::respond(
+        errors.status(),
+        layout::page(Some(session), "Coordonnées de facturation", content),
+    )
 }
 
 /// The invoice of the venue's extract, issued on the first download.
@@ -405,7 +427,13 @@ pub async fn buyer_details(
         .enregistre
         .is_some()
         .then_some("C'est enregistré : les prochaines factures des lieux le reprendront.");
-    Ok(buyer_page(&session, &program, &form, notice, &FormErrors::default()))
+    Ok(buyer_page(
+        &session,
+        &program,
+        &form,
+        notice,
+        &FormErrors::default(),
+    ))
 }
 
 pub async fn save_buyer_details(
@@ -431,9 +459,21 @@ pub async fn save_buyer_details(
             let errors = FormErrors::from_refusal(
                 e,
                 &[
-                    ("buyer_siret", "buyer_siret", "Ce SIRET n'est pas valide : 14 chiffres, clé de contrôle comprise."),
-                    ("service_code", "service_code", "Le code service compte au plus 100 caractères."),
-                    ("engagement_number", "engagement_number", "Le numéro d'engagement compte au plus 50 caractères."),
+                    (
+                        "buyer_siret",
+                        "buyer_siret",
+                        "Ce SIRET n'est pas valide : 14 chiffres, clé de contrôle comprise.",
+                    ),
+                    (
+                        "service_code",
+                        "service_code",
+                        "Le code service compte au plus 100 caractères.",
+                    ),
+                    (
+                        "engagement_number",
+                        "engagement_number",
+                        "Le numéro d'engagement compte au plus 50 caractères.",
+                    ),
                 ],
             )?;
             Ok(buyer_page(&posted.session, &program, form, None, &errors))
@@ -471,5 +511,8 @@ fn buyer_page(
             button.button type="submit" { "Enregistrer" }
         }
     };
-    layout::respond(errors.status(), layout::page(Some(session), "Facturation sur Chorus Pro", content))
+    layout::respond(
+        errors.status(),
+        layout::page(Some(session), "Facturation sur Chorus Pro", content),
+    )
 }

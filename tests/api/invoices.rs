@@ -53,7 +53,10 @@ fn validate(pdfs: &[PathBuf]) {
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
-    app.with_token(Method::GET, path, token).send().await.unwrap()
+    app.with_token(Method::GET, path, token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
@@ -127,15 +130,22 @@ async fn commune_venue(app: &TestApp) -> (i64, String) {
     .await
     .unwrap();
     let until = paris::today() + chrono::Days::new(365);
-    organisations::accredit(&mut conn, &org, until).await.unwrap();
+    organisations::accredit(&mut conn, &org, until)
+        .await
+        .unwrap();
     app.sql(&format!(
         "UPDATE organisations SET accredited_since = now() - interval '30 days' WHERE id = {}",
         org.id
     ))
     .await;
-    let user = passnum::domain::accounts::insert(&mut conn, org.id, "numerique@selestat.example", "$argon2id$unused")
-        .await
-        .unwrap();
+    let user = passnum::domain::accounts::insert(
+        &mut conn,
+        org.id,
+        "numerique@selestat.example",
+        "$argon2id$unused",
+    )
+    .await
+    .unwrap();
     (org.id, app.token_for(user.id, org.id, Role::Venue).await)
 }
 
@@ -226,13 +236,28 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
     let id = &statement["id"];
 
     // Without invoicing details: a 409 naming what is missing, nothing issued.
-    let res = get(&app, &f.tokens[&Role::Venue], &format!("/api/v1/statements/{id}/invoices/{lieu}")).await;
+    let res = get(
+        &app,
+        &f.tokens[&Role::Venue],
+        &format!("/api/v1/statements/{id}/invoices/{lieu}"),
+    )
+    .await;
     let problem = expect_problem(res, 409, "conflict").await;
     assert_eq!(
         problem["missing"],
-        json!(["legal_name", "address", "postcode", "city", "vat_regime", "iban"])
+        json!([
+            "legal_name",
+            "address",
+            "postcode",
+            "city",
+            "vat_regime",
+            "iban"
+        ])
     );
-    assert!(problem["detail"].as_str().unwrap().contains("legal_name, address"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("legal_name, address"));
     assert_eq!(app.count("invoices").await, 0);
 
     let details = [
@@ -241,7 +266,13 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
         (ville, &ville_token, commune()),
     ];
     for (venue, token, body) in &details {
-        let res = put(&app, token, &format!("/api/v1/organisations/{venue}/invoicing"), body.clone()).await;
+        let res = put(
+            &app,
+            token,
+            &format!("/api/v1/organisations/{venue}/invoicing"),
+            body.clone(),
+        )
+        .await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
     buyer(&app, &f).await;
@@ -249,7 +280,11 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
     let dir = tempfile::tempdir().unwrap();
     let mut pdfs = Vec::new();
     for ((venue, token, _), name) in venues.iter().zip(["association", "entreprise", "commune"]) {
-        let extract: Value = get(&app, token, &format!("/api/v1/statements/{id}")).await.json().await.unwrap();
+        let extract: Value = get(&app, token, &format!("/api/v1/statements/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         let total = extract["total_cents"].as_i64().unwrap();
         let (pdf, xml) = download(
             &app,
@@ -272,28 +307,59 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
         assert_eq!(cents("ram:DuePayableAmount"), total, "{name}");
         assert_eq!(element(&xml, "ram:BuyerReference"), Some("PASSNUM-67"));
         let order = element(&xml, "ram:BuyerOrderReferencedDocument").unwrap();
-        assert_eq!(element(order, "ram:IssuerAssignedID"), Some("EJ-2026-000123"));
-        assert!(xml.contains(extract["sha256"].as_str().unwrap()), "the extract's digest is noted");
+        assert_eq!(
+            element(order, "ram:IssuerAssignedID"),
+            Some("EJ-2026-000123")
+        );
+        assert!(
+            xml.contains(extract["sha256"].as_str().unwrap()),
+            "the extract's digest is noted"
+        );
         // The funder reads the same document, not a second one.
-        let res = get(&app, &f.tokens[&Role::Funder], &format!("/api/v1/statements/{id}/invoices/{venue}/invoice.xml")).await;
+        let res = get(
+            &app,
+            &f.tokens[&Role::Funder],
+            &format!("/api/v1/statements/{id}/invoices/{venue}/invoice.xml"),
+        )
+        .await;
         assert_eq!(res.text().await.unwrap(), xml);
     }
     // The VAT-registered company: 2 × 20 € with VAT are 33,33 € + 6,67 € of VAT.
     let company_xml = std::fs::read_to_string(dir.path().join("entreprise.xml")).unwrap();
-    assert_eq!(element(&company_xml, "ram:TaxBasisTotalAmount"), Some("33.33"));
-    assert!(company_xml.contains("<ram:TaxTotalAmount currencyID=\"EUR\">6.67</ram:TaxTotalAmount>"));
+    assert_eq!(
+        element(&company_xml, "ram:TaxBasisTotalAmount"),
+        Some("33.33")
+    );
+    assert!(
+        company_xml.contains("<ram:TaxTotalAmount currencyID=\"EUR\">6.67</ram:TaxTotalAmount>")
+    );
     assert!(company_xml.contains("schemeID=\"VA\""));
     validate(&pdfs);
     assert_eq!(app.count("invoices").await, 3);
 
     // Another venue's invoice is not found, for a venue; a funder of another
     // programme sees nothing either.
-    let res = get(&app, &lieu2_token, &format!("/api/v1/statements/{id}/invoices/{lieu}")).await;
+    let res = get(
+        &app,
+        &lieu2_token,
+        &format!("/api/v1/statements/{id}/invoices/{lieu}"),
+    )
+    .await;
     expect_problem(res, 404, "not-found").await;
-    let res = get(&app, &f.other_tokens[&Role::Funder], &format!("/api/v1/statements/{id}/invoices/{lieu}")).await;
+    let res = get(
+        &app,
+        &f.other_tokens[&Role::Funder],
+        &format!("/api/v1/statements/{id}/invoices/{lieu}"),
+    )
+    .await;
     expect_problem(res, 404, "not-found").await;
     // No workshop was taken back: no credit note.
-    let res = get(&app, &f.tokens[&Role::Venue], &format!("/api/v1/statements/{id}/credit-notes/{lieu}")).await;
+    let res = get(
+        &app,
+        &f.tokens[&Role::Venue],
+        &format!("/api/v1/statements/{id}/credit-notes/{lieu}"),
+    )
+    .await;
     expect_problem(res, 404, "not-found").await;
 
     // Paid: the list says so, with the transfer.
@@ -304,16 +370,42 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let list: Value = get(&app, &f.tokens[&Role::Funder], &format!("/api/v1/statements/{id}/invoices")).await.json().await.unwrap();
+    let list: Value = get(
+        &app,
+        &f.tokens[&Role::Funder],
+        &format!("/api/v1/statements/{id}/invoices"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    let paid = items.iter().find(|i| i["venue_organisation_id"] == lieu).unwrap();
+    let paid = items
+        .iter()
+        .find(|i| i["venue_organisation_id"] == lieu)
+        .unwrap();
     assert_eq!(
-        (&paid["status"], &paid["payment_reference"], &paid["total_cents"]),
+        (
+            &paid["status"],
+            &paid["payment_reference"],
+            &paid["total_cents"]
+        ),
         (&json!("paid"), &json!("VIR-2026-0042"), &json!(6000))
     );
-    assert!(items.iter().filter(|i| i["venue_organisation_id"] != lieu).all(|i| i["status"] == "issued"));
-    let own: Value = get(&app, &lieu2_token, &format!("/api/v1/statements/{id}/invoices")).await.json().await.unwrap();
+    assert!(items
+        .iter()
+        .filter(|i| i["venue_organisation_id"] != lieu)
+        .all(|i| i["status"] == "issued"));
+    let own: Value = get(
+        &app,
+        &lieu2_token,
+        &format!("/api/v1/statements/{id}/invoices"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(own["items"].as_array().unwrap().len(), 1);
 }
 
@@ -321,9 +413,18 @@ async fn three_venues_get_factur_x_invoices_equal_to_their_signed_extracts() {
 async fn a_carried_negative_balance_gives_a_credit_note_on_the_invoice_it_corrects() {
     let app = spawn_app().await;
     let f = fixture(&app).await;
-    let (venue, token) = (f.org_ids["lieu@demo.passnum.test"], f.tokens[&Role::Venue].clone());
+    let (venue, token) = (
+        f.org_ids["lieu@demo.passnum.test"],
+        f.tokens[&Role::Venue].clone(),
+    );
     let siret = siret_of(&app, venue).await;
-    let res = put(&app, &token, &format!("/api/v1/organisations/{venue}/invoicing"), company(&siret)).await;
+    let res = put(
+        &app,
+        &token,
+        &format!("/api/v1/organisations/{venue}/invoicing"),
+        company(&siret),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let book = issue_book(&app, &f, 5).await;
     let receipt: Value = redeem(&app, &token, book["vouchers"][0]["code"].as_str().unwrap())
@@ -336,9 +437,17 @@ async fn a_carried_negative_balance_gives_a_credit_note_on_the_invoice_it_correc
         receipt["id"]
     ))
     .await;
-    let first: Value = close(&app, &f, paris::today() - chrono::Days::new(1)).await.json().await.unwrap();
+    let first: Value = close(&app, &f, paris::today() - chrono::Days::new(1))
+        .await
+        .json()
+        .await
+        .unwrap();
     let res = app
-        .with_token(Method::POST, &format!("/api/v1/redemptions/{}/reverse", receipt["id"]), &f.tokens[&Role::Funder])
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/redemptions/{}/reverse", receipt["id"]),
+            &f.tokens[&Role::Funder],
+        )
         .json(&json!({"reason": "atelier non tenu"}))
         .send()
         .await
@@ -350,7 +459,12 @@ async fn a_carried_negative_balance_gives_a_credit_note_on_the_invoice_it_correc
 
     // The second extract has nothing to invoice; its credit note comes first
     // asked, and issues the invoice it corrects (the first statement's) before it.
-    let res = get(&app, &token, &format!("/api/v1/statements/{}/invoices/{venue}", second["id"])).await;
+    let res = get(
+        &app,
+        &token,
+        &format!("/api/v1/statements/{}/invoices/{venue}", second["id"]),
+    )
+    .await;
     expect_problem(res, 404, "not-found").await;
     let dir = tempfile::tempdir().unwrap();
     let (credit_pdf, credit) = download(
@@ -366,7 +480,10 @@ async fn a_carried_negative_balance_gives_a_credit_note_on_the_invoice_it_correc
     assert_eq!(number(&credit), Some("PN-000002"));
     assert_eq!(element(&credit, "ram:GrandTotalAmount"), Some("20.00"));
     let reference = element(&credit, "ram:InvoiceReferencedDocument").unwrap();
-    assert_eq!(element(reference, "ram:IssuerAssignedID"), Some("PN-000001"));
+    assert_eq!(
+        element(reference, "ram:IssuerAssignedID"),
+        Some("PN-000001")
+    );
     let (invoice_pdf, invoice) = download(
         &app,
         &token,
@@ -384,8 +501,17 @@ async fn a_carried_negative_balance_gives_a_credit_note_on_the_invoice_it_correc
 async fn invoices_asked_for_at_once_are_issued_once_in_an_unbroken_sequence() {
     let app = spawn_app().await;
     let f = fixture(&app).await;
-    let (venue, token) = (f.org_ids["lieu@demo.passnum.test"], f.tokens[&Role::Venue].clone());
-    let res = put(&app, &token, &format!("/api/v1/organisations/{venue}/invoicing"), association()).await;
+    let (venue, token) = (
+        f.org_ids["lieu@demo.passnum.test"],
+        f.tokens[&Role::Venue].clone(),
+    );
+    let res = put(
+        &app,
+        &token,
+        &format!("/api/v1/organisations/{venue}/invoicing"),
+        association(),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let book = issue_book(&app, &f, 5).await;
     for i in 0..3 {
@@ -402,10 +528,18 @@ async fn invoices_asked_for_at_once_are_issued_once_in_an_unbroken_sequence() {
             .await;
         }
     }
-    let first: Value = close(&app, &f, paris::today() - chrono::Days::new(1)).await.json().await.unwrap();
+    let first: Value = close(&app, &f, paris::today() - chrono::Days::new(1))
+        .await
+        .json()
+        .await
+        .unwrap();
     let second: Value = close(&app, &f, paris::today()).await.json().await.unwrap();
     let requests = (0..12).map(|i| {
-        let statement = if i % 2 == 0 { &first["id"] } else { &second["id"] };
+        let statement = if i % 2 == 0 {
+            &first["id"]
+        } else {
+            &second["id"]
+        };
         let path = format!("/api/v1/statements/{statement}/invoices/{venue}/invoice.xml");
         let (app, token) = (&app, &token);
         async move {
@@ -415,7 +549,11 @@ async fn invoices_asked_for_at_once_are_issued_once_in_an_unbroken_sequence() {
     });
     let numbers = futures_util::future::join_all(requests).await;
     let of = |parity| {
-        let mut seen: Vec<&String> = numbers.iter().filter(|(p, _)| *p == parity).map(|(_, n)| n).collect();
+        let mut seen: Vec<&String> = numbers
+            .iter()
+            .filter(|(p, _)| *p == parity)
+            .map(|(_, n)| n)
+            .collect();
         seen.dedup();
         seen
     };
@@ -460,9 +598,25 @@ async fn invoicing_details_are_checked_and_kept_to_their_venue() {
     wrong["vat_regime"] = json!("vat");
     let res = put(&app, token, &path, wrong).await;
     let problem = expect_problem(res, 422, "validation-error").await;
-    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["vat_number", "vat_rate_basis_points", "vat_exemption_reason", "iban"]);
-    assert!(problem["errors"][3]["message"].as_str().unwrap().contains("RIB"));
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "vat_number",
+            "vat_rate_basis_points",
+            "vat_exemption_reason",
+            "iban"
+        ]
+    );
+    assert!(problem["errors"][3]["message"]
+        .as_str()
+        .unwrap()
+        .contains("RIB"));
     assert_eq!(app.count("venue_invoicing").await, 0);
 
     let res = put(&app, token, &path, association()).await;
@@ -477,10 +631,26 @@ async fn invoicing_details_are_checked_and_kept_to_their_venue() {
     assert_eq!(get(&app, operator, &path).await.status(), 200);
     let other = login_token(&app, "lieu2@demo.passnum.test").await;
     expect_problem(get(&app, &other, &path).await, 404, "not-found").await;
-    expect_problem(put(&app, &other, &path, association()).await, 404, "not-found").await;
-    expect_problem(get(&app, &f.tokens[&Role::Funder], &path).await, 403, "forbidden").await;
     expect_problem(
-        put(&app, operator, &format!("/api/v1/organisations/{lieu2}/invoicing"), association()).await,
+        put(&app, &other, &path, association()).await,
+        404,
+        "not-found",
+    )
+    .await;
+    expect_problem(
+        get(&app, &f.tokens[&Role::Funder], &path).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect_problem(
+        put(
+            &app,
+            operator,
+            &format!("/api/v1/organisations/{lieu2}/invoicing"),
+            association(),
+        )
+        .await,
         403,
         "forbidden",
     )
@@ -488,10 +658,23 @@ async fn invoicing_details_are_checked_and_kept_to_their_venue() {
 
     // The programme's buyer: the funder's own SIRET until it records one.
     let program_path = format!("/api/v1/programs/{}/invoicing", f.program_id);
-    let default: Value = get(&app, &f.tokens[&Role::Funder], &program_path).await.json().await.unwrap();
+    let default: Value = get(&app, &f.tokens[&Role::Funder], &program_path)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(default["recorded"], false);
-    assert_eq!(default["buyer_siret"], siret_of(&app, f.org_ids["financeur@demo.passnum.test"]).await);
-    let res = put(&app, &f.tokens[&Role::Funder], &program_path, json!({"buyer_siret": "12345678901234"})).await;
+    assert_eq!(
+        default["buyer_siret"],
+        siret_of(&app, f.org_ids["financeur@demo.passnum.test"]).await
+    );
+    let res = put(
+        &app,
+        &f.tokens[&Role::Funder],
+        &program_path,
+        json!({"buyer_siret": "12345678901234"}),
+    )
+    .await;
     expect_problem(res, 422, "validation-error").await;
     let saved = buyer(&app, &f).await;
     assert_eq!(saved["service_code"], "PASSNUM-67");

@@ -53,7 +53,10 @@ pub fn xml(invoice: &Invoice) -> Vec<u8> {
         x.close("ram:AssociatedDocumentLineDocument");
         x.open("ram:SpecifiedTradeProduct");
         x.leaf("ram:SellerAssignedID", &line.theme); // BT-155
-        x.leaf("ram:Name", &format!("Atelier pass numérique : {}", line.label)); // BT-153
+        x.leaf(
+            "ram:Name",
+            &format!("Atelier pass numérique : {}", line.label),
+        ); // BT-153
         x.close("ram:SpecifiedTradeProduct");
         x.open("ram:SpecifiedLineTradeAgreement");
         x.open("ram:NetPriceProductTradePrice");
@@ -62,7 +65,11 @@ pub fn xml(invoice: &Invoice) -> Vec<u8> {
         x.close("ram:SpecifiedLineTradeAgreement");
         x.open("ram:SpecifiedLineTradeDelivery");
         // BT-129, BT-130: C62 is "one", a unit of count.
-        x.leaf_with("ram:BilledQuantity", "unitCode=\"C62\"", &line.quantity.to_string());
+        x.leaf_with(
+            "ram:BilledQuantity",
+            "unitCode=\"C62\"",
+            &line.quantity.to_string(),
+        );
         x.close("ram:SpecifiedLineTradeDelivery");
         x.open("ram:SpecifiedLineTradeSettlement");
         x.open("ram:ApplicableTradeTax");
@@ -88,7 +95,11 @@ pub fn xml(invoice: &Invoice) -> Vec<u8> {
         Some(number) => x.leaf_with("ram:ID", "schemeID=\"VA\"", number), // BT-31
         // An exempt seller without a VAT number is known to the tax office
         // by its SIREN, the French tax identifier of businesses (BT-32).
-        None => x.leaf_with("ram:ID", "schemeID=\"FC\"", siren(&invoice.seller.party.siret)),
+        None => x.leaf_with(
+            "ram:ID",
+            "schemeID=\"FC\"",
+            siren(&invoice.seller.party.siret),
+        ),
     }
     x.close("ram:SpecifiedTaxRegistration");
     x.close("ram:SellerTradeParty");
@@ -317,7 +328,11 @@ impl Xml {
     fn leaf_with(&mut self, name: &str, attributes: &str, text: &str) {
         self.indent();
         let space = if attributes.is_empty() { "" } else { " " };
-        let _ = writeln!(self.out, "<{name}{space}{attributes}>{}</{name}>", escape(text));
+        let _ = writeln!(
+            self.out,
+            "<{name}{space}{attributes}>{}</{name}>",
+            escape(text)
+        );
     }
 
     /// A date in format 102 (CCYYMMDD).
@@ -362,6 +377,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(escape("A&B <c> \"d\" 'e'\u{1}"), "A&amp;B &lt;c&gt; &quot;d&quot; &apos;e&apos;");
+        assert_eq!(
+            escape("A&B <c> \"d\" 'e'\u{1}"),
+            "A&amp;B &lt;c&gt; &quot;d&quot; &apos;e&apos;"
+        );
     }
 }

@@ -99,6 +99,16 @@ impl TryFrom<String> for RegimeText {
     }
 }
 
+/// Every field of the details, as the API names them.
+pub const FIELDS: [&str; 6] = [
+    "legal_name",
+    "address",
+    "postcode",
+    "city",
+    "vat_regime",
+    "iban",
+];
+
 /// The fields an invoice needs that the venue has not given, by their API
 /// names: every field of the details when none are recorded, and the SIRET
 /// of the organisation itself.
@@ -113,7 +123,14 @@ pub async fn missing(conn: &mut AsyncPgConnection, venue: i64) -> QueryResult<Ve
         missing.push("siret");
     }
     if venue_details(conn, venue).await?.is_none() {
-        missing.extend(["legal_name", "address", "postcode", "city", "vat_regime", "iban"]);
+        missing.extend([
+            "legal_name",
+            "address",
+            "postcode",
+            "city",
+            "vat_regime",
+            "iban",
+        ]);
     }
     Ok(missing)
 }
@@ -129,7 +146,10 @@ pub fn missing_problem(venue: i64, missing: &[&str]) -> ApiError {
             missing.join(", ")
         ),
     )
-    .with("missing", missing.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>())
+    .with(
+        "missing",
+        missing.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>(),
+    )
 }
 
 pub async fn venue_details(
@@ -199,7 +219,10 @@ fn check_venue_details(
     let text = |value: &str| crate::render::typeset::clean(value);
     let legal_name = text(&request.legal_name);
     if legal_name.is_empty() || legal_name.chars().count() > 200 {
-        fail("legal_name", "la raison sociale compte de 1 à 200 caractères".into());
+        fail(
+            "legal_name",
+            "la raison sociale compte de 1 à 200 caractères".into(),
+        );
     }
     let address = text(&request.address);
     if address.is_empty() || address.chars().count() > 300 {
@@ -250,7 +273,8 @@ fn check_venue_details(
             if optional(&request.vat_number).is_none() {
                 fail(
                     "vat_number",
-                    "un lieu assujetti à la TVA indique son numéro de TVA intracommunautaire".into(),
+                    "un lieu assujetti à la TVA indique son numéro de TVA intracommunautaire"
+                        .into(),
                 );
             }
             if !rate.is_some_and(|r| VAT_RATES.contains(&r)) {
@@ -463,7 +487,10 @@ mod tests {
             ..request()
         };
         assert_eq!(
-            check_venue_details(&vat, SIRET).unwrap().vat_number.as_deref(),
+            check_venue_details(&vat, SIRET)
+                .unwrap()
+                .vat_number
+                .as_deref(),
             Some("FR39356000000")
         );
     }
@@ -494,7 +521,11 @@ mod tests {
                 "bic"
             ]
         );
-        assert!(e.errors[2].message.contains("FR39356000000"), "{:?}", e.errors[2]);
+        assert!(
+            e.errors[2].message.contains("FR39356000000"),
+            "{:?}",
+            e.errors[2]
+        );
         assert!(e.errors[5].message.contains("RIB"));
     }
 

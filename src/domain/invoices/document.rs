@@ -225,7 +225,11 @@ pub fn price(
                     (face * 100 * 10_000 * 2 + 10_000 + rate) / (2 * (10_000 + rate))
                 }
             },
-            net_cents: if gross == 0 { 0 } else { net * face * count / gross },
+            net_cents: if gross == 0 {
+                0
+            } else {
+                net * face * count / gross
+            },
         })
         .collect();
     // Largest remainders first, so that the lines add up to `net` exactly.
@@ -337,7 +341,10 @@ mod tests {
     fn a_venue_charging_vat_gets_the_extracts_total_with_vat_to_the_cent() {
         for rate in [2000, 1000, 550, 210] {
             for gross in 1..3000 {
-                let tally = [("email".to_owned(), gross, 1), ("demarches".to_owned(), 2000, 3)];
+                let tally = [
+                    ("email".to_owned(), gross, 1),
+                    ("demarches".to_owned(), 2000, 3),
+                ];
                 let tax = Tax::Standard {
                     rate_basis_points: rate,
                 };
@@ -346,10 +353,16 @@ mod tests {
                 assert_eq!(totals.due_cents(), gross, "rate {rate}");
                 assert!(totals.rounding_cents.abs() <= 1);
                 assert_eq!(totals.vat_cents, vat_on(totals.net_cents, i64::from(rate)));
-                assert_eq!(lines.iter().map(|l| l.net_cents).sum::<i64>(), totals.net_cents);
+                assert_eq!(
+                    lines.iter().map(|l| l.net_cents).sum::<i64>(),
+                    totals.net_cents
+                );
                 for line in &lines {
                     let exact = line.quantity * line.unit_price_e4;
-                    assert!((line.net_cents * 100 - exact).abs() <= 200 + line.quantity, "{line:?}");
+                    assert!(
+                        (line.net_cents * 100 - exact).abs() <= 200 + line.quantity,
+                        "{line:?}"
+                    );
                 }
             }
         }
@@ -361,7 +374,10 @@ mod tests {
                 rate_basis_points: 2000,
             },
         );
-        assert_eq!((totals.net_cents, totals.vat_cents, totals.rounding_cents), (5000, 1000, 0));
+        assert_eq!(
+            (totals.net_cents, totals.vat_cents, totals.rounding_cents),
+            (5000, 1000, 0)
+        );
         assert_eq!(lines[0].unit_price_e4, 166_667);
     }
 

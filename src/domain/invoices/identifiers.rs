@@ -36,7 +36,9 @@ impl fmt::Display for Iban {
 pub enum IbanError {
     #[error("un IBAN ne contient que des lettres et des chiffres (les espaces sont permis)")]
     Characters,
-    #[error("un IBAN commence par le code du pays (FR pour la France) et deux chiffres de contrôle")]
+    #[error(
+        "un IBAN commence par le code du pays (FR pour la France) et deux chiffres de contrôle"
+    )]
     Start,
     #[error("un IBAN {country} compte {expected} caractères, celui-ci en a {found}")]
     Length {
@@ -171,7 +173,9 @@ pub enum VatNumberError {
     Shape,
     #[error("ce numéro de TVA ne correspond pas au SIREN {siren} de votre SIRET")]
     OtherSiren { siren: String },
-    #[error("la clé de ce numéro de TVA est fausse : pour le SIREN {siren}, le numéro est {expected}")]
+    #[error(
+        "la clé de ce numéro de TVA est fausse : pour le SIREN {siren}, le numéro est {expected}"
+    )]
     Key { siren: String, expected: String },
 }
 
@@ -244,13 +248,22 @@ mod tests {
             assert_eq!(iban(&typo), Err(IbanError::Checksum), "{typo}");
         }
         // Two neighbours swapped are caught too.
-        assert_eq!(iban("FR7630006000011234567809189"), Err(IbanError::Checksum));
+        assert_eq!(
+            iban("FR7630006000011234567809189"),
+            Err(IbanError::Checksum)
+        );
     }
 
     #[test]
     fn a_wrong_iban_says_why() {
-        assert_eq!(iban("FR76 3000 6000 0112 3456 7890 18"),
-            Err(IbanError::Length { country: "FR".into(), expected: 27, found: 26 }));
+        assert_eq!(
+            iban("FR76 3000 6000 0112 3456 7890 18"),
+            Err(IbanError::Length {
+                country: "FR".into(),
+                expected: 27,
+                found: 26
+            })
+        );
         assert_eq!(iban("FR76-3000"), Err(IbanError::Characters));
         assert_eq!(iban("7630006000011234567890189"), Err(IbanError::Start));
         assert_eq!(iban(""), Err(IbanError::Start));
@@ -271,17 +284,31 @@ mod tests {
     fn a_french_vat_number_is_computed_and_checked_from_the_siren() {
         // La Poste's SIREN 356000000 has the key 39.
         assert_eq!(french_vat_number("356000000").unwrap(), "FR39356000000");
-        assert_eq!(vat_number("fr 39 356 000 000", "356000000").unwrap(), "FR39356000000");
+        assert_eq!(
+            vat_number("fr 39 356 000 000", "356000000").unwrap(),
+            "FR39356000000"
+        );
         assert_eq!(
             vat_number("FR40356000000", "356000000"),
-            Err(VatNumberError::Key { siren: "356000000".into(), expected: "FR39356000000".into() })
+            Err(VatNumberError::Key {
+                siren: "356000000".into(),
+                expected: "FR39356000000".into()
+            })
         );
         assert_eq!(
             vat_number("FR39356000001", "356000000"),
-            Err(VatNumberError::OtherSiren { siren: "356000000".into() })
+            Err(VatNumberError::OtherSiren {
+                siren: "356000000".into()
+            })
         );
-        assert_eq!(vat_number("DE123456789", "356000000"), Err(VatNumberError::Shape));
+        assert_eq!(
+            vat_number("DE123456789", "356000000"),
+            Err(VatNumberError::Shape)
+        );
         // A key of letters is taken on its shape.
-        assert_eq!(vat_number("FRA1356000000", "356000000").unwrap(), "FRA1356000000");
+        assert_eq!(
+            vat_number("FRA1356000000", "356000000").unwrap(),
+            "FRA1356000000"
+        );
     }
 }

@@ -259,19 +259,27 @@ async fn buyer(conn: &mut AsyncPgConnection, program: &ProgramRow) -> Result<Buy
         )
         .with("missing", vec!["buyer_siret"]));
     }
-    let (name, address, postcode, commune): (String, Option<String>, Option<String>, Option<String>) =
-        organisations::table
-            .find(program.funder_organisation_id)
-            .select((
-                organisations::name,
-                organisations::address,
-                organisations::postcode,
-                organisations::commune_code,
-            ))
-            .first(conn)
-            .await?;
+    let (name, address, postcode, commune): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = organisations::table
+        .find(program.funder_organisation_id)
+        .select((
+            organisations::name,
+            organisations::address,
+            organisations::postcode,
+            organisations::commune_code,
+        ))
+        .first(conn)
+        .await?;
     let city = commune
-        .and_then(|code| Communes::shared().commune(&code).map(|c| c.name().to_owned()))
+        .and_then(|code| {
+            Communes::shared()
+                .commune(&code)
+                .map(|c| c.name().to_owned())
+        })
         .unwrap_or_default();
     Ok(Buyer {
         party: Party {
@@ -301,7 +309,12 @@ async fn find(
         .filter(invoices::statement_id.eq(statement_id))
         .filter(invoices::venue_organisation_id.eq(venue))
         .filter(invoices::type_code.eq(kind.type_code()))
-        .select((invoices::id, invoices::document, invoices::xml, invoices::issued_at))
+        .select((
+            invoices::id,
+            invoices::document,
+            invoices::xml,
+            invoices::issued_at,
+        ))
         .first(conn)
         .await
         .optional()?;
