@@ -144,7 +144,13 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
     TestApp {
         address,
         state,
-        client: reqwest::Client::new(),
+        // actix closes a connection idle for 5 s (its keep-alive): a pooled
+        // one reused at that moment fails with IncompleteMessage, which a
+        // test that waits on pdftoppm or argon2 on a loaded machine hits.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client"),
         server,
     }
 }
