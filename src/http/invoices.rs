@@ -244,5 +244,5 @@ async fn issued(
             }
         }
     }
-    invoices::document(&mut conn, id, venue, kind).await
+    invoices::get_or_issue(&mut conn, id, venue, kind).await
 }

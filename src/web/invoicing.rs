@@ -351,7 +351,7 @@ async fn download(
     if !missing.is_empty() {
         return Ok(layout::see_other("/lieu/facturation"));
     }
-    let issued = invoices::document(&mut conn, id, venue.organisation.id, kind).await?;
+    let issued = invoices::get_or_issue(&mut conn, id, venue.organisation.id, kind).await?;
     let pdf = invoice_pdf::render(&issued.invoice, &issued.xml)
         .map_err(|e| PageError::from(crate::http::problem::ApiError::internal(e.to_string())))?;
     let mut response = crate::http::statements::attachment(

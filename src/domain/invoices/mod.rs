@@ -16,7 +16,7 @@ pub mod details;
 pub mod document;
 pub mod identifiers;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -38,7 +38,6 @@ pub struct Issued {
     pub id: i64,
     pub invoice: Invoice,
     pub xml: Vec<u8>,
-    pub issued_at: DateTime<Utc>,
 }
 
 /// An issued document as the API lists it.
@@ -62,7 +61,7 @@ pub struct IssuedSummary {
 
 /// The document of `kind` for `venue`'s extract of statement `statement_id`,
 /// issued now if it was not yet. The caller has checked it may see the extract.
-pub async fn document(
+pub async fn get_or_issue(
     conn: &mut AsyncPgConnection,
     statement_id: i64,
     venue: i64,
@@ -187,7 +186,7 @@ async fn issue_locked(
     let xml = cii::xml(&invoice);
     let document = serde_json::to_value(&invoice)
         .map_err(|e| ApiError::internal(format!("invoice not serialisable: {e}")))?;
-    let (id, issued_at): (i64, DateTime<Utc>) = diesel::insert_into(invoices::table)
+    let id: i64 = diesel::insert_into(invoices::table)
         .values((
             invoices::statement_id.eq(statement_id),
             invoices::venue_organisation_id.eq(venue),
@@ -199,7 +198,7 @@ async fn issue_locked(
             invoices::document.eq(document),
             invoices::xml.eq(&xml),
         ))
-        .returning((invoices::id, invoices::issued_at))
+        .returning(invoices::id)
         .get_result(conn)
         .await?;
     for invoice_id in corrected_ids {
@@ -211,12 +210,7 @@ async fn issue_locked(
             .execute(conn)
             .await?;
     }
-    Ok(Issued {
-        id,
-        invoice,
-        xml,
-        issued_at,
-    })
+    Ok(Issued { id, invoice, xml })
 }
 
 /// The statements on which the workshops this extract takes back were
@@ -305,28 +299,18 @@ async fn find(
     venue: i64,
     kind: Kind,
 ) -> Result<Option<Issued>, ApiError> {
-    let row: Option<(i64, serde_json::Value, Vec<u8>, DateTime<Utc>)> = invoices::table
+    let row: Option<(i64, serde_json::Value, Vec<u8>)> = invoices::table
         .filter(invoices::statement_id.eq(statement_id))
         .filter(invoices::venue_organisation_id.eq(venue))
         .filter(invoices::type_code.eq(kind.type_code()))
-        .select((
-            invoices::id,
-            invoices::document,
-            invoices::xml,
-            invoices::issued_at,
-        ))
+        .select((invoices::id, invoices::document, invoices::xml))
         .first(conn)
         .await
         .optional()?;
-    row.map(|(id, document, xml, issued_at)| {
+    row.map(|(id, document, xml)| {
         let invoice = serde_json::from_value(document)
             .map_err(|e| ApiError::internal(format!("stored invoice {id} unreadable: {e}")))?;
-        Ok(Issued {
-            id,
-            invoice,
-            xml,
-            issued_at,
-        })
+        Ok(Issued { id, invoice, xml })
     })
     .transpose()
 }
