@@ -319,6 +319,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     statement_payments,
     statement_carries,
     web_sessions,
+    venue_invoicing,
+    program_invoicing,
+    invoices,
+    invoice_corrections,
 );
 
 diesel::table! {
@@ -333,3 +337,58 @@ diesel::table! {
 }
 
 diesel::joinable!(web_sessions -> users (user_id));
+
+diesel::table! {
+    venue_invoicing (organisation_id) {
+        organisation_id -> BigInt,
+        legal_name -> Text,
+        address -> Text,
+        postcode -> Text,
+        city -> Text,
+        vat_regime -> Text,
+        vat_exemption_reason -> Nullable<Text>,
+        vat_number -> Nullable<Text>,
+        vat_rate_basis_points -> Nullable<Integer>,
+        iban -> Text,
+        bic -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by_user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    program_invoicing (program_id) {
+        program_id -> Integer,
+        buyer_siret -> Text,
+        service_code -> Nullable<Text>,
+        engagement_number -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by_user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> BigInt,
+        statement_id -> BigInt,
+        venue_organisation_id -> BigInt,
+        type_code -> SmallInt,
+        sequence -> Integer,
+        number -> Text,
+        issued_on -> Date,
+        issued_at -> Timestamptz,
+        total_cents -> BigInt,
+        document -> Jsonb,
+        xml -> Binary,
+    }
+}
+
+diesel::table! {
+    invoice_corrections (credit_note_id, invoice_id) {
+        credit_note_id -> BigInt,
+        invoice_id -> BigInt,
+    }
+}
+
+diesel::joinable!(venue_invoicing -> organisations (organisation_id));
+diesel::joinable!(program_invoicing -> programs (program_id));

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod books;
 pub mod devices;
 pub mod idempotency;
+pub mod invoices;
 pub mod organisations;
 pub mod paris;
 pub mod printing;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod books;
 pub mod health;
+pub mod invoices;
 pub mod json;
 pub mod keys;
 pub mod metrics;
@@ -116,7 +117,33 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/programs/{id}/statement").get(statements::live))
                 .service(web::resource("/statements/{id}/csv").get(statements::csv))
                 .service(web::resource("/statements/{id}/pdf").get(statements::pdf))
-                .service(web::resource("/statements/{id}/payments").post(statements::pay)),
+                .service(web::resource("/statements/{id}/payments").post(statements::pay))
+                .service(
+                    web::resource("/organisations/{id}/invoicing")
+                        .get(invoices::venue_details)
+                        .put(invoices::save_venue_details),
+                )
+                .service(
+                    web::resource("/programs/{id}/invoicing")
+                        .get(invoices::buyer_details)
+                        .put(invoices::save_buyer_details),
+                )
+                .service(web::resource("/statements/{id}/invoices").get(invoices::list))
+                .service(
+                    web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf),
+                )
+                .service(
+                    web::resource("/statements/{id}/invoices/{venue}/invoice.xml")
+                        .get(invoices::invoice_xml),
+                )
+                .service(
+                    web::resource("/statements/{id}/credit-notes/{venue}")
+                        .get(invoices::credit_note_pdf),
+                )
+                .service(
+                    web::resource("/statements/{id}/credit-notes/{venue}/credit-note.xml")
+                        .get(invoices::credit_note_xml),
+                ),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

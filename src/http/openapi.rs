@@ -4,8 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    books, health, keys, offline, organisations, pagination, problem, programs, redemptions,
-    session, statements, users,
+    books, health, invoices, keys, offline, organisations, pagination, problem, programs,
+    redemptions, session, statements, users,
 };
 
 #[derive(OpenApi)]
@@ -64,6 +64,15 @@ use super::{
         statements::live,
         statements::pay,
         statements::pdf,
+        invoices::venue_details,
+        invoices::save_venue_details,
+        invoices::buyer_details,
+        invoices::save_buyer_details,
+        invoices::list,
+        invoices::invoice_pdf,
+        invoices::invoice_xml,
+        invoices::credit_note_pdf,
+        invoices::credit_note_xml,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
@@ -79,7 +88,8 @@ use super::{
         (name = "books", description = "Books of signed vouchers"),
         (name = "redemptions", description = "Checking and redeeming vouchers at venues"),
         (name = "offline", description = "Scanner devices, sync, offline batches and conflicts"),
-        (name = "statements", description = "Signed statements for funders and venues")
+        (name = "statements", description = "Signed statements for funders and venues"),
+        (name = "invoices", description = "Factur-X invoices and credit notes drawn from venues' extracts")
     )
 )]
 pub struct ApiDoc;

@@ -47,7 +47,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/releves/{id}/pdf").get(statement_pdf))
         .service(web::resource("/releves/{id}/paiements").post(pay))
         .service(web::resource("/conflits").get(conflicts))
-        .service(web::resource("/conflits/{id}").post(resolve));
+        .service(web::resource("/conflits/{id}").post(resolve))
+        .configure(super::invoicing::funder_routes);
 }
 
 fn program_url(id: i32) -> String {
@@ -384,6 +385,7 @@ async fn program_page(
         (money(&program))
         div.actions {
             a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
+            a.button.button--secondary href={ (url) "/facturation" } { "Facturation (Chorus Pro)" }
         }
         dl.facts {
             dt { "Valeur d'un coupon" } dd { (format::euros(program.face_value_cents)) }

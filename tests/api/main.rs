@@ -11,6 +11,7 @@ mod conservation;
 mod foundation;
 mod helpers;
 mod histories;
+mod invoices;
 mod keys;
 mod offline;
 mod printing;
