@@ -19,7 +19,7 @@ pub struct AppState {
     pub pool: Pool,
     /// A hot standby (`PASSNUM_DATABASE_READ_URL`) for lists, stats and
     /// statement downloads; see `reader`.
-    read_pool: Option<Pool>,
+    pub read_pool: Option<Pool>,
     pub keys: Arc<KeyRing>,
     pub mailer: Mailer,
     pub draining: Draining,

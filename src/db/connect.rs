@@ -104,7 +104,14 @@ impl ConnectOptions {
 
     /// A connection error in words an operator can act on.
     fn explain(&self, e: &tokio_postgres::Error) -> String {
-        let text = e.to_string();
+        // tokio-postgres says what failed; its sources say why.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
         let lower = text.to_ascii_lowercase();
         let hint = if lower.contains("not valid for name") {
             " (the server's certificate does not name the host connected to, and \

@@ -8,6 +8,7 @@ mod accounts;
 mod authorisation;
 mod books;
 mod conservation;
+mod database;
 mod foundation;
 mod helpers;
 mod keys;
