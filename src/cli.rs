@@ -438,7 +438,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     let bind = state.config.bind;
     let app = Application::build(state).with_context(|| format!("cannot listen on {bind}"))?;
-    tracing::info!("passnum serves on http://{bind}");
+    tracing::info!("passnum serves on http://{}:{}", bind.ip(), app.port());
     let signals = tokio::spawn(app.shutdown().stop_on_signals());
     app.run_until_stopped().await?;
     signals.abort();

@@ -15,6 +15,7 @@ mod keys;
 mod offline;
 mod printing;
 mod redemptions;
+mod shutdown;
 mod statements;
 mod venue_pages;
 mod web;
