@@ -40,6 +40,7 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         self.token = None
+        self.used = False
 
     def call(self, method, path, body=None, headers=None, raw=False):
         h = {"accept": "application/json"}
@@ -51,14 +52,26 @@ class Client:
         if self.token:
             h["authorization"] = "Bearer " + self.token
         try:
-            self.conn.request(method, path, body=data, headers=h)
-            resp = self.conn.getresponse()
+            try:
+                self.conn.request(method, path, body=data, headers=h)
+                resp = self.conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                if not self.used:
+                    raise
+                # A kept-alive connection the server closed while idle (its
+                # keep-alive timeout): nothing was processed; send again once.
+                self.conn.close()
+                self.conn.request(method, path, body=data, headers=h)
+                resp = self.conn.getresponse()
             payload = resp.read()
+            self.used = True
         except (OSError, http.client.HTTPException):
             self.conn.close()  # the next call reconnects
+            self.used = False
             raise
         if resp.getheader("connection", "").lower() == "close":
             self.conn.close()
+            self.used = False
         if raw:
             return resp.status, payload, resp
         try:
@@ -68,7 +81,11 @@ class Client:
         return resp.status, parsed, resp
 
     def login(self, email):
-        status, body, _ = self.call("POST", "/api/v1/auth/token", {"email": email, "password": PASSWORD})
+        for _ in range(30):  # a database switching over answers 503 for a few seconds
+            status, body, _ = self.call("POST", "/api/v1/auth/token", {"email": email, "password": PASSWORD})
+            if status != 503:
+                break
+            time.sleep(1)
         if status != 200:
             fail(f"login as {email} on port {self.port} failed: {status} {body}")
         self.token = body["access_token"]
