@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn shutdown_waits_30_seconds_and_reads_need_a_primary() {
-        assert_eq!(config(&[]).unwrap().shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config(&[]).unwrap().shutdown_timeout,
+            Duration::from_secs(30)
+        );
         let err = config(&[("PASSNUM_DATABASE_READ_URL", "postgres://standby/db")]).unwrap_err();
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
         let c = config(&[
@@ -233,6 +236,9 @@ mod tests {
             ("PASSNUM_DATABASE_READ_URL", "postgres://standby/db"),
         ])
         .unwrap();
-        assert_eq!(c.database_read_url.as_deref(), Some("postgres://standby/db"));
+        assert_eq!(
+            c.database_read_url.as_deref(),
+            Some("postgres://standby/db")
+        );
     }
 }

@@ -71,10 +71,8 @@ impl ConnectOptions {
         let fail = |e: tokio_postgres::Error| ConnectionError::BadConnection(self.explain(&e));
         match &self.tls {
             None => {
-                let (client, connection) = config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(fail)?;
+                let (client, connection) =
+                    config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
                 AsyncPgConnection::try_from_client_and_connection(client, connection).await
             }
             Some(tls) => {
@@ -172,7 +170,9 @@ fn split_tls_parameters(url: &str) -> Result<Split, String> {
             "sslmode" => sslmode = Some(value),
             "sslrootcert" => sslrootcert = Some(value),
             key if UNSUPPORTED.contains(&key) => {
-                return Err(format!("{key} is not supported (no client certificates or revocation lists)"))
+                return Err(format!(
+                    "{key} is not supported (no client certificates or revocation lists)"
+                ))
             }
             _ => return Ok(false),
         }
@@ -295,7 +295,9 @@ mod tests {
 
     #[test]
     fn key_value_strings_keep_their_quoting() {
-        let s = split(r"host='/tmp/a b' user=postgres  dbname = passnum sslmode=verify-ca sslrootcert='/x/it\'s.pem'");
+        let s = split(
+            r"host='/tmp/a b' user=postgres  dbname = passnum sslmode=verify-ca sslrootcert='/x/it\'s.pem'",
+        );
         assert_eq!(
             s.rest,
             "host='/tmp/a b' user='postgres' dbname='passnum' sslmode=require"
@@ -328,13 +330,20 @@ mod tests {
         .unwrap();
         assert_eq!(options.mode, SslMode::VerifyCa);
         assert_eq!(
-            ConnectOptions::parse("postgres://localhost/db").unwrap().mode,
+            ConnectOptions::parse("postgres://localhost/db")
+                .unwrap()
+                .mode,
             SslMode::Prefer
         );
-        let missing = ConnectOptions::parse("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent.pem")
-            .err()
-            .unwrap();
-        assert!(missing.to_string().contains("/nonexistent.pem"), "{missing}");
+        let missing = ConnectOptions::parse(
+            "postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent.pem",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            missing.to_string().contains("/nonexistent.pem"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -117,10 +119,16 @@ fn load(roots: &Roots) -> Result<Arc<RootCertStore>, String> {
                 .map_err(|e| format!("cannot read sslrootcert={}: {e}", path.display()))?;
             for cert in CertificateDer::pem_slice_iter(&bytes) {
                 let cert = cert.map_err(|e| {
-                    format!("sslrootcert={} is not PEM certificates: {e}", path.display())
+                    format!(
+                        "sslrootcert={} is not PEM certificates: {e}",
+                        path.display()
+                    )
                 })?;
                 store.add(cert).map_err(|e| {
-                    format!("sslrootcert={} holds an unusable certificate: {e}", path.display())
+                    format!(
+                        "sslrootcert={} holds an unusable certificate: {e}",
+                        path.display()
+                    )
                 })?;
             }
         }

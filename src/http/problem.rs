@@ -233,9 +233,9 @@ impl ResponseError for ApiError {
         if self.kind == ProblemType::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        let retry_after = self.retry_after_secs.or(
-            (self.kind == ProblemType::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS),
-        );
+        let retry_after = self
+            .retry_after_secs
+            .or((self.kind == ProblemType::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS));
         if let Some(secs) = retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }

@@ -105,7 +105,9 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
     let org = funder.organisation.id;
-    let (mut conn, program) =
-        super::on_reader(&state, async |conn| programs::find_own(conn, *id, org).await).await?;
+    let (mut conn, program) = super::on_reader(&state, async |conn| {
+        programs::find_own(conn, *id, org).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(stats::of_program(&mut conn, &program).await?))
 }

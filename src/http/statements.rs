@@ -138,8 +138,10 @@ pub async fn live(
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
     let org = funder.organisation.id;
-    let (conn, program) =
-        super::on_reader(&state, async |conn| programs::find_own(conn, *id, org).await).await?;
+    let (conn, program) = super::on_reader(&state, async |conn| {
+        programs::find_own(conn, *id, org).await
+    })
+    .await?;
     let range = Range {
         from: params.from.unwrap_or_else(|| program.first_day()),
         to: params.to.unwrap_or_else(|| program.today()),

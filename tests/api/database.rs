@@ -171,7 +171,11 @@ impl TlsCluster {
         self.standby.get_or_init(|| {
             let dir = self.dir.join("standby");
             let guard = self.primary.lock().unwrap();
-            guard.as_ref().unwrap().base_backup_into(&dir).expect("base backup");
+            guard
+                .as_ref()
+                .unwrap()
+                .base_backup_into(&dir)
+                .expect("base backup");
             let standby = EmbeddedCluster::start_with(
                 &dir,
                 Durability::Throwaway,
@@ -220,6 +224,8 @@ fn serve_refused(database_url: &str) -> String {
         !out.status.success(),
         "passnum serve started with {database_url}: {stderr}"
     );
+    // Shown with --nocapture: the words an operator reads.
+    println!("{}", stderr.lines().last().unwrap_or_default());
     stderr
 }
 
@@ -241,7 +247,10 @@ async fn tls_verify_full_with_the_ca_file_serves_over_tls() {
     let f = fixture(&app).await;
     let book = issue_book(&app, &f, 5).await;
     let code = book["vouchers"][0]["code"].as_str().unwrap();
-    assert_eq!(redeem(&app, &f.tokens[&Role::Venue], code).await.status(), 201);
+    assert_eq!(
+        redeem(&app, &f.tokens[&Role::Venue], code).await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -281,7 +290,10 @@ async fn tls_a_certificate_for_another_name_or_from_another_ca_is_refused() {
     let stderr = serve_refused(&tls.url(
         "127.0.0.1",
         &db,
-        &format!("sslmode=verify-ca&sslrootcert={}", tls.stranger_ca.display()),
+        &format!(
+            "sslmode=verify-ca&sslrootcert={}",
+            tls.stranger_ca.display()
+        ),
     ));
     assert!(stderr.contains("not signed by"), "{stderr}");
 }
@@ -301,7 +313,10 @@ async fn with_the_first_host_down_start_up_and_requests_use_the_second() {
     let f = fixture(&app).await;
     let book = issue_book(&app, &f, 5).await;
     let code = book["vouchers"][0]["code"].as_str().unwrap();
-    assert_eq!(redeem(&app, &f.tokens[&Role::Venue], code).await.status(), 201);
+    assert_eq!(
+        redeem(&app, &f.tokens[&Role::Venue], code).await.status(),
+        201
+    );
 }
 
 #[derive(QueryableByName)]
@@ -339,7 +354,10 @@ async fn replayed(primary: &str, standby: &str) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the standby did not replay up to {} in 10 s: {last}", written.lsn);
+    panic!(
+        "the standby did not replay up to {} in 10 s: {last}",
+        written.lsn
+    );
 }
 
 #[tokio::test]
@@ -356,7 +374,11 @@ async fn target_session_attrs_read_write_finds_the_primary_behind_a_standby() {
         "postgres://postgres@localhost:{standby}/{db}?{}",
         tls.verify_full()
     );
-    replayed(&tls.url("localhost", &db, &tls.verify_full()), &standby_only).await;
+    replayed(
+        &tls.url("localhost", &db, &tls.verify_full()),
+        &standby_only,
+    )
+    .await;
     // Without the attribute the first host answering is taken: the standby.
     let any = passnum::db::pool(&standby_first, 1, std::time::Duration::from_secs(3)).unwrap();
     assert!(flag(&any, "SELECT pg_is_in_recovery() AS flag").await);

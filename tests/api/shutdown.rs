@@ -302,7 +302,10 @@ async fn a_request_still_running_at_the_shutdown_timeout_is_dropped_and_not_stor
         .unwrap();
     assert_eq!(code, Some(0), "exit status after the shutdown timeout");
     let answer = request.await.unwrap();
-    assert!(answer.is_err(), "the dropped request got no answer: {answer:?}");
+    assert!(
+        answer.is_err(),
+        "the dropped request got no answer: {answer:?}"
+    );
     // Released, the orphaned insert finds its client gone and rolls back.
     holder.batch_execute("ROLLBACK").await.unwrap();
     loop {
