@@ -33,10 +33,7 @@ impl ConnectOptions {
         let invalid = |reason: String| DbError::Config(format!("DATABASE_URL: {reason}"));
         let split = split_tls_parameters(url).map_err(invalid)?;
         let roots = split.sslrootcert.as_deref().map(Roots::parse);
-        let mode = match split.sslmode.as_deref() {
-            None => SslMode::Prefer,
-            Some(value) => SslMode::parse(value).map_err(invalid)?,
-        };
+        let mode = split.sslmode.unwrap_or(SslMode::Prefer);
         // libpq: with a root certificate, `require` checks the chain as `verify-ca` does.
         let mode = match (mode, &roots) {
             (SslMode::Require, Some(_)) => SslMode::VerifyCa,
@@ -151,10 +148,10 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<AsyncPgConnection, 
 
 /// A connection string without the TLS parameters tokio-postgres does not
 /// know, its `sslmode` reduced to one it does (`require` for `verify-*`).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Split {
     rest: String,
-    sslmode: Option<String>,
+    sslmode: Option<SslMode>,
     sslrootcert: Option<String>,
 }
 
@@ -167,7 +164,7 @@ fn split_tls_parameters(url: &str) -> Result<Split, String> {
     let mut sslrootcert = None;
     let mut take = |key: &str, value: String| -> Result<bool, String> {
         match key {
-            "sslmode" => sslmode = Some(value),
+            "sslmode" => sslmode = Some(SslMode::parse(&value)?),
             "sslrootcert" => sslrootcert = Some(value),
             key if UNSUPPORTED.contains(&key) => {
                 return Err(format!(
@@ -199,8 +196,8 @@ fn split_tls_parameters(url: &str) -> Result<Split, String> {
         }
         ("", kept)
     };
-    if let Some(value) = sslmode.as_deref() {
-        let reduced = match SslMode::parse(value)? {
+    if let Some(mode) = sslmode {
+        let reduced = match mode {
             SslMode::Disable => "disable",
             SslMode::Prefer => "prefer",
             _ => "require",
@@ -284,7 +281,7 @@ mod tests {
             s.rest,
             "postgres://u:p%40ss@h1:5432,h2:5433/passnum?target_session_attrs=read-write&sslmode=require"
         );
-        assert_eq!(s.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(s.sslmode, Some(SslMode::VerifyFull));
         assert_eq!(s.sslrootcert.as_deref(), Some("/etc/ca.pem"));
         assert_eq!(split("postgres://h/db").rest, "postgres://h/db");
         assert_eq!(
