@@ -16,7 +16,8 @@ use crate::voucher::SignedVoucher;
 ///
 /// Configuration comes from the environment (DATABASE_URL, PASSNUM_ENV,
 /// PASSNUM_DATA_DIR, PASSNUM_BIND, PASSNUM_KEYS_DIR, PASSNUM_SMTP_URL,
-/// PASSNUM_PUBLIC_URL, PASSNUM_METRICS_BIND, PASSNUM_LOG_FORMAT); see README.md.
+/// PASSNUM_PUBLIC_URL, PASSNUM_METRICS_BIND, PASSNUM_LOG_FORMAT,
+/// PASSNUM_DATABASE_READ_URL, PASSNUM_SHUTDOWN_TIMEOUT_SECS); see README.md.
 #[derive(Debug, Parser)]
 #[command(name = "passnum", version)]
 pub struct Cli {

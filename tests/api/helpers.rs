@@ -144,9 +144,21 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
     TestApp {
         address,
         state,
-        client: reqwest::Client::new(),
+        client: client(),
         server,
     }
+}
+
+/// A client that never reuses a connection idle for 3 s or more. Tests run
+/// real tools (pdftoppm, zbarimg) on the runtime's only thread; meanwhile the
+/// server closes idle connections after its 5 s keep-alive, and a request
+/// sent on such a connection before the client saw it close fails with
+/// `IncompleteMessage`.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(3))
+        .build()
+        .expect("an HTTP client")
 }
 
 impl TestApp {
