@@ -27,7 +27,27 @@ use actix_web::{web, ResponseError};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::db;
+use crate::state::AppState;
 use problem::{ApiError, ProblemType, PROBLEM_JSON};
+
+/// Runs `lookup` on a reader (`AppState::reader`); when a standby does not
+/// have the object yet (replication lag: it was made a moment ago), on the
+/// primary. Returns the connection it was found on, for the reads that follow.
+pub async fn on_reader<T>(
+    state: &AppState,
+    lookup: impl AsyncFn(&mut db::Connection) -> Result<T, ApiError>,
+) -> Result<(db::Connection, T), ApiError> {
+    let mut conn = state.reader().await?;
+    match lookup(&mut conn).await {
+        Err(e) if e.kind == ProblemType::NotFound && state.has_standby() => {
+            let mut conn = state.pool.get().await?;
+            let found = lookup(&mut conn).await?;
+            Ok((conn, found))
+        }
+        found => found.map(|found| (conn, found)),
+    }
+}
 
 /// Where `/metrics` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

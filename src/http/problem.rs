@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of an `unavailable` answer: a failover or a restart takes seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// The problem types of the API contract (plus the few HTTP itself needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemType {
@@ -230,7 +233,10 @@ impl ResponseError for ApiError {
         if self.kind == ProblemType::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Some(secs) = self.retry_after_secs {
+        let retry_after = self
+            .retry_after_secs
+            .or((self.kind == ProblemType::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
@@ -242,10 +248,16 @@ impl From<diesel::result::Error> for ApiError {
         use diesel::result::{DatabaseErrorKind, Error};
         match &e {
             Error::NotFound => ApiError::not_found("Not found."),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                ApiError::unavailable("The database connection was lost; try again shortly.")
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => ApiError::unavailable("The database connection was lost; try again shortly."),
+            // A server that became a standby under us (a failover): nothing was written.
+            Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                tracing::warn!(error = %e, "the database refused a write: read-only (failover?)");
+                ApiError::unavailable("The database is switching over; try again shortly.")
             }
-            // tokio-postgres reports a vanished server as an unknown database error.
+            // tokio-postgres reports a vanished or stopping server as an unknown database error.
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if is_connection_failure(info.message()) =>
             {
@@ -256,6 +268,8 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+/// Messages of a server gone, stopping, restarting or in recovery: each means
+/// the transaction did not commit, and a retry may succeed elsewhere.
 fn is_connection_failure(message: &str) -> bool {
     [
         "connection closed",
@@ -263,6 +277,11 @@ fn is_connection_failure(message: &str) -> bool {
         "broken pipe",
         "connection reset",
         "error communicating",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        "the database system is not accepting connections",
     ]
     .iter()
     .any(|m| message.to_ascii_lowercase().contains(m))

@@ -103,7 +103,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Funder])?;
     let page = params.request()?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = redemptions::list(
         &mut conn,
         caller.role(),
@@ -161,7 +161,7 @@ pub async fn audit_trail(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     let page = params.request()?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = redemptions::audit_trail(&mut conn, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |e: &AuditEvent| e.id)))
 }

@@ -89,8 +89,10 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
     let state = passnum::state::AppState {
         config: std::sync::Arc::new(config),
         pool,
+        read_pool: None,
         keys: std::sync::Arc::new(keys),
         mailer: passnum::mail::Mailer::new(None, "test@example.org").unwrap(),
+        draining: Default::default(),
     };
     let server = passnum::app::Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());
