@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::callers::Callers;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::keys::KeyRing;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
     pub mailer: Mailer,
+    /// Who tokens stand for, kept a few seconds (`auth::callers`).
+    pub callers: Arc<Callers>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,7 @@ impl AppState {
             pool,
             keys,
             mailer,
+            callers: Arc::default(),
         })
     }
 }

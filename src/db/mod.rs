@@ -33,6 +33,10 @@ pub enum DbError {
 pub fn pool(database_url: &str, size: usize, timeout: Duration) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(move |url| Box::pin(connect(url.to_owned(), timeout)));
+    // No test query at each checkout: a connection the server closed is
+    // dropped then (it knows it is closed), and one that fails in use
+    // answers `unavailable` and is dropped, the pool opening a new one.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     DeadPool::builder(manager)

@@ -49,7 +49,7 @@ pub async fn check(
     let request = body.parse()?;
     let code = redemptions::read_code(&state.keys, &request.code).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner.venue, &code).await?))
+    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner, &code).await?))
 }
 
 /// Redeems a voucher: records the workshop, exactly once. Send an
