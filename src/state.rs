@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::callers::Callers;
 use crate::config::Config;
 use crate::db::{self, Pool};
+use crate::domain::group_commit::GroupCommit;
 use crate::keys::KeyRing;
 use crate::mail::Mailer;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Who tokens stand for, kept a few seconds (`auth::callers`).
     pub callers: Arc<Callers>,
+    /// Online redemptions written in groups, when configured.
+    pub group_commit: Option<GroupCommit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +43,15 @@ impl AppState {
         let keys = Arc::new(KeyRing::new(pool.clone(), &config.keys_dir));
         keys.prepare(!config.is_production()).await?;
         let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
+        let group_commit = (config.group_commit > 0)
+            .then(|| GroupCommit::start(pool.clone(), config.group_commit));
         Ok(AppState {
             config: Arc::new(config),
             pool,
             keys,
             mailer,
             callers: Arc::default(),
+            group_commit,
         })
     }
 }

@@ -19,10 +19,12 @@ use utoipa::ToSchema;
 use super::accounts::Account;
 use super::books::{voucher_status, VoucherStatus};
 use super::devices::Scanner;
+use super::group_commit::GroupCommit;
 use super::idempotency::{self, Recorded};
 use super::themes;
 use crate::auth::Role;
 use crate::db::schema::{audit_events, programs, redemptions};
+use crate::db::Pool;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::{KeyRing, Purpose};
 use crate::voucher::{typed_code, SignedVoucher, VoucherError, TEXT_PREFIX};
@@ -119,7 +121,7 @@ pub fn check_workshop(w: &Workshop) -> Result<(), ApiError> {
 /// How a voucher is judged online by the database's `redeem` function (an
 /// offline scan goes through its `scan` function, `batch::process`).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Mode {
+pub enum Mode {
     /// Could it be redeemed now? Reads only.
     Check,
     /// Redeem it now.
@@ -198,38 +200,118 @@ pub(super) fn stored_id(code: &ScannedCode) -> i64 {
     i64::try_from(code.voucher_id()).unwrap_or(-1)
 }
 
+/// Everything the database's `redeem` function is given for one voucher,
+/// owned, so that concurrent redemptions can be handed to one transaction
+/// (`group_commit`).
+#[derive(Debug, Clone)]
+pub struct RedeemArgs {
+    mode: Mode,
+    voucher_id: i64,
+    signed: Signed,
+    venue: i64,
+    user: Option<i64>,
+    device: Option<i64>,
+    workshop: Option<Workshop>,
+    idempotency: Option<(String, String, Vec<u8>)>,
+}
+
+impl RedeemArgs {
+    pub(super) fn new(
+        mode: Mode,
+        scanner: &Scanner,
+        code: &ScannedCode,
+        workshop: Option<&Workshop>,
+        idempotency: Option<&Idempotency<'_>>,
+    ) -> Self {
+        RedeemArgs {
+            mode,
+            voucher_id: stored_id(code),
+            signed: signed_fields(code),
+            venue: scanner.venue.id,
+            user: scanner.user_id,
+            device: scanner.device_id,
+            workshop: workshop.cloned(),
+            idempotency: idempotency
+                .map(|i| (scanner.principal(), i.key.to_owned(), i.hash.clone())),
+        }
+    }
+
+    /// The voucher: a group's statements run in its order, so that two
+    /// groups lock positions in the same order.
+    pub(super) fn voucher_id(&self) -> i64 {
+        self.voucher_id
+    }
+}
+
 /// Judges one voucher for the scanner's venue in one statement (and, but for
 /// a check, one transaction): the database's `redeem` function holds the
 /// rules (docs/architecture.md, "The flow of a redemption").
 pub(super) async fn judge(
     conn: &mut AsyncPgConnection,
-    mode: Mode,
-    scanner: &Scanner,
-    code: &ScannedCode,
-    workshop: Option<&Workshop>,
-    idempotency: Option<(&str, &Idempotency<'_>)>,
+    args: &RedeemArgs,
 ) -> QueryResult<Judgement> {
-    let (program, position, size, expires) = signed_fields(code);
+    let (program, position, size, expires) = args.signed;
+    let w = args.workshop.as_ref();
+    let i = args.idempotency.as_ref();
     diesel::sql_query(
-        "SELECT * FROM redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "SELECT * FROM redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15)",
     )
-    .bind::<Text, _>(mode.name())
-    .bind::<BigInt, _>(stored_id(code))
+    .bind::<Text, _>(args.mode.name())
+    .bind::<BigInt, _>(args.voucher_id)
     .bind::<Nullable<Integer>, _>(program)
     .bind::<Nullable<SmallInt>, _>(position)
     .bind::<Nullable<SmallInt>, _>(size)
     .bind::<Nullable<Date>, _>(expires)
-    .bind::<BigInt, _>(scanner.venue.id)
-    .bind::<Nullable<BigInt>, _>(scanner.user_id)
-    .bind::<Nullable<BigInt>, _>(scanner.device_id)
-    .bind::<Nullable<Timestamptz>, _>(None::<DateTime<Utc>>)
-    .bind::<Nullable<Text>, _>(workshop.map(|w| w.theme.as_str()))
-    .bind::<Nullable<Date>, _>(workshop.map(|w| w.held_on))
-    .bind::<Nullable<Integer>, _>(workshop.map(|w| w.duration_minutes))
-    .bind::<Nullable<Text>, _>(idempotency.map(|(principal, _)| principal))
-    .bind::<Nullable<Text>, _>(idempotency.map(|(_, i)| i.key))
-    .bind::<Nullable<Binary>, _>(idempotency.map(|(_, i)| i.hash.as_slice()))
+    .bind::<BigInt, _>(args.venue)
+    .bind::<Nullable<BigInt>, _>(args.user)
+    .bind::<Nullable<BigInt>, _>(args.device)
+    .bind::<Nullable<Text>, _>(w.map(|w| w.theme.as_str()))
+    .bind::<Nullable<Date>, _>(w.map(|w| w.held_on))
+    .bind::<Nullable<Integer>, _>(w.map(|w| w.duration_minutes))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.0.as_str()))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.1.as_str()))
+    .bind::<Nullable<Binary>, _>(i.map(|i| i.2.as_slice()))
     .get_result(conn)
+    .await
+}
+
+/// Judges several online redemptions in one statement, so one transaction
+/// and one commit: each row is its own call of `redeem`, in the order given.
+/// If one fails, the whole statement does, and the caller judges each alone.
+pub(super) async fn judge_many(
+    conn: &mut AsyncPgConnection,
+    all: &[RedeemArgs],
+) -> QueryResult<Vec<Judgement>> {
+    fn column<T>(all: &[RedeemArgs], f: impl Fn(&RedeemArgs) -> T) -> Vec<T> {
+        all.iter().map(f).collect()
+    }
+    diesel::sql_query(
+        "SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::smallint[], $5::smallint[], $6::date[],
+                                $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::date[], $12::integer[],
+                                $13::text[], $14::text[], $15::bytea[])
+                     WITH ORDINALITY AS a (mode, voucher, program, position, size, expires, venue, usr, device,
+                                           theme, held_on, duration, principal, key, hash, n)
+              CROSS JOIN LATERAL redeem(a.mode, a.voucher, a.program, a.position, a.size, a.expires, a.venue,
+                                        a.usr, a.device, NULL, a.theme, a.held_on, a.duration,
+                                        a.principal, a.key, a.hash) r
+          ORDER BY a.n",
+    )
+    .bind::<Array<Text>, _>(column(all, |a| a.mode.name()))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.voucher_id))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.signed.0))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.1))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.2))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.signed.3))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.venue))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.user))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.device))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.theme.clone())))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.held_on)))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.duration_minutes)))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.0.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.1.clone())))
+    .bind::<Array<Nullable<Binary>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.2.clone())))
+    .load(conn)
     .await
 }
 
@@ -338,7 +420,11 @@ pub async fn check(
     scanner: &Scanner,
     code: &ScannedCode,
 ) -> Result<CheckAnswer, ApiError> {
-    let j = judge(conn, Mode::Check, scanner, code, None, None).await?;
+    let j = judge(
+        conn,
+        &RedeemArgs::new(Mode::Check, scanner, code, None, None),
+    )
+    .await?;
     if j.problem.as_deref() == Some("not-found") {
         return Err(j
             .refusal()
@@ -414,17 +500,21 @@ impl ConflictKind {
 }
 
 /// Redeems a voucher for the scanner's venue, now: one statement, the
-/// `Idempotency-Key`'s lookup and record included.
+/// `Idempotency-Key`'s lookup and record included, on a connection of its
+/// own or in a group of concurrent redemptions (`group_commit`).
 pub async fn redeem(
-    conn: &mut AsyncPgConnection,
+    pool: &Pool,
+    group: Option<&GroupCommit>,
     scanner: &Scanner,
     code: &ScannedCode,
     workshop: &Workshop,
     idempotency: Option<&Idempotency<'_>>,
 ) -> Result<Answer, ApiError> {
-    let principal = scanner.principal();
-    let idem = idempotency.map(|i| (principal.as_str(), i));
-    let judged = judge(conn, Mode::Online, scanner, code, Some(workshop), idem).await;
+    let args = RedeemArgs::new(Mode::Online, scanner, code, Some(workshop), idempotency);
+    let judged = match group {
+        Some(group) => group.judge(args).await?,
+        None => judge(&mut *pool.get().await?, &args).await,
+    };
     // A request with the same key that committed first makes our record
     // fail; one that redeemed first makes ours `already-redeemed`.
     let (refusal, raced) = match judged {
@@ -458,7 +548,9 @@ pub async fn redeem(
     // Its answer, if it was this very request, is the answer.
     match idempotency {
         Some(idem) if raced => {
-            match idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
+            let mut conn = pool.get().await?;
+            match idempotency::lookup(&mut conn, &scanner.principal(), idem.key, &idem.hash).await?
+            {
                 Some(answer) => Ok(Answer {
                     recorded: answer,
                     replayed: true,
