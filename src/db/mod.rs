@@ -6,6 +6,7 @@
 
 pub mod embedded;
 mod migrate;
+pub mod prepared;
 pub mod schema;
 
 pub use migrate::{migrate, MIGRATIONS};

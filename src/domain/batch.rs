@@ -148,10 +148,11 @@ async fn process_item(
         code.map_or((None, None, None, None), r::signed_fields);
     // One statement, one transaction: the nonce, then the judgement at the
     // scan time (the database's `scan` and `redeem` functions).
-    let j: r::Judgement = diesel::sql_query(
+    struct Scan;
+    let j: r::Judgement = crate::db::prepared::Prepared::<Scan>::new(
         "SELECT * FROM scan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-    .bind::<Text, _>(nonce)
+    .bind::<Text, _>(nonce.to_owned())
     .bind::<BigInt, _>(code.map_or(-1, r::stored_id))
     .bind::<Nullable<Integer>, _>(program)
     .bind::<Nullable<SmallInt>, _>(position)
@@ -161,10 +162,10 @@ async fn process_item(
     .bind::<Nullable<BigInt>, _>(scanner.user_id)
     .bind::<Nullable<BigInt>, _>(scanner.device_id)
     .bind::<Timestamptz, _>(item.scanned_at)
-    .bind::<Text, _>(&item.workshop.theme)
+    .bind::<Text, _>(item.workshop.theme.clone())
     .bind::<Date, _>(item.workshop.held_on)
     .bind::<Integer, _>(item.workshop.duration_minutes)
-    .bind::<Nullable<Text>, _>(problem)
+    .bind::<Nullable<Text>, _>(problem.map(str::to_owned))
     .get_result(conn)
     .await?;
     let outcome = match j.outcome.as_str() {

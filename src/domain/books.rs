@@ -318,7 +318,8 @@ pub async fn issue(
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let issued: Option<Issued> = diesel::sql_query(
+    struct Issue;
+    let issued: Option<Issued> = crate::db::prepared::Prepared::<Issue>::new(
         "WITH spent AS (
             UPDATE allocations SET used_vouchers = used_vouchers + $4
              WHERE program_id = $1 AND issuer_organisation_id = $2 RETURNING program_id),
@@ -340,11 +341,11 @@ pub async fn issue(
     .bind::<SmallInt, _>(checked.size)
     .bind::<Date, _>(issued_on)
     .bind::<Date, _>(expires_on)
-    .bind::<Text, _>(&checked.reference)
-    .bind::<Text, _>(&checked.postcode)
-    .bind::<Nullable<Text>, _>(&checked.commune_code)
-    .bind::<Text, _>(&checked.departement)
-    .bind::<Nullable<Text>, _>(&checked.email)
+    .bind::<Text, _>(checked.reference.clone())
+    .bind::<Text, _>(checked.postcode.clone())
+    .bind::<Nullable<Text>, _>(checked.commune_code.clone())
+    .bind::<Text, _>(checked.departement.clone())
+    .bind::<Nullable<Text>, _>(checked.email.clone())
     .bind::<SmallInt, _>(i16::from(kid))
     .bind::<BigInt, _>(program.face_value_cents)
     .bind::<Array<BigInt>, _>(signed.iter().map(|(id, _, _)| *id as i64).collect::<Vec<_>>())

@@ -23,6 +23,7 @@ use super::group_commit::GroupCommit;
 use super::idempotency::{self, Recorded};
 use super::themes;
 use crate::auth::Role;
+use crate::db::prepared::Prepared;
 use crate::db::schema::{audit_events, programs, redemptions};
 use crate::db::Pool;
 use crate::http::problem::{ApiError, ProblemType};
@@ -250,10 +251,12 @@ pub(super) async fn judge(
     conn: &mut AsyncPgConnection,
     args: &RedeemArgs,
 ) -> QueryResult<Judgement> {
+    /// The statement's name in the prepared-statement cache.
+    struct Redeem;
     let (program, position, size, expires) = args.signed;
     let w = args.workshop.as_ref();
     let i = args.idempotency.as_ref();
-    diesel::sql_query(
+    Prepared::<Redeem>::new(
         "SELECT * FROM redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15)",
     )
     .bind::<Text, _>(args.mode.name())
@@ -265,12 +268,12 @@ pub(super) async fn judge(
     .bind::<BigInt, _>(args.venue)
     .bind::<Nullable<BigInt>, _>(args.user)
     .bind::<Nullable<BigInt>, _>(args.device)
-    .bind::<Nullable<Text>, _>(w.map(|w| w.theme.as_str()))
+    .bind::<Nullable<Text>, _>(w.map(|w| w.theme.clone()))
     .bind::<Nullable<Date>, _>(w.map(|w| w.held_on))
     .bind::<Nullable<Integer>, _>(w.map(|w| w.duration_minutes))
-    .bind::<Nullable<Text>, _>(i.map(|i| i.0.as_str()))
-    .bind::<Nullable<Text>, _>(i.map(|i| i.1.as_str()))
-    .bind::<Nullable<Binary>, _>(i.map(|i| i.2.as_slice()))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.0.clone()))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.1.clone()))
+    .bind::<Nullable<Binary>, _>(i.map(|i| i.2.clone()))
     .get_result(conn)
     .await
 }
@@ -285,7 +288,8 @@ pub(super) async fn judge_many(
     fn column<T>(all: &[RedeemArgs], f: impl Fn(&RedeemArgs) -> T) -> Vec<T> {
         all.iter().map(f).collect()
     }
-    diesel::sql_query(
+    struct RedeemMany;
+    Prepared::<RedeemMany>::new(
         "SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::smallint[], $5::smallint[], $6::date[],
                                 $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::date[], $12::integer[],
                                 $13::text[], $14::text[], $15::bytea[])

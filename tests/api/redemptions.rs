@@ -736,3 +736,33 @@ async fn grouped_redemptions_each_get_their_own_answer_and_replay_it() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(app.count("redemptions").await, 40);
 }
+
+#[tokio::test]
+async fn a_redemption_is_one_statement_prepared_once_per_connection() {
+    let database_url = new_database().await;
+    let mut config = test_config(&database_url);
+    // One connection: every request below runs on it.
+    config.db_pool_size = 1;
+    let app = spawn_app_on(config).await;
+    let f = fixture(&app).await;
+    let book = issue_book(&app, &f, 5).await;
+    for i in 0..5 {
+        let res = redeem(&app, &f.tokens[&Role::Venue], &code(&book, i)).await;
+        assert_eq!(res.status(), 201);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.state.pool.get().await.unwrap();
+    let prepared: Prepared = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'SELECT * FROM redeem(%'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(prepared.n, 1, "prepared once, used five times");
+}
