@@ -44,6 +44,9 @@ pub struct Config {
     pub db_timeout: Duration,
     /// On SIGTERM, how long requests in flight may take to finish before the server exits.
     pub shutdown_timeout: Duration,
+    /// Group commit of online redemptions: how many groups may be written at
+    /// once; 0 writes each redemption on its own.
+    pub group_commit: usize,
     /// Lifetime of login tokens.
     pub token_ttl_secs: i64,
     /// How long a venue may cancel a redemption it made.
@@ -140,6 +143,7 @@ impl Config {
             db_pool_size: parse(&get, "PASSNUM_DB_POOL_SIZE", "16")?,
             db_timeout: Duration::from_millis(db_timeout_ms),
             shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
+            group_commit: parse(&get, "PASSNUM_GROUP_COMMIT", "0")?,
             token_ttl_secs: parse(&get, "PASSNUM_TOKEN_TTL_SECS", "900")?,
             cancel_window_hours: parse(&get, "PASSNUM_CANCEL_WINDOW_HOURS", "24")?,
             mail_from: get("PASSNUM_MAIL_FROM").unwrap_or_else(|| {

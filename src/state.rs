@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use diesel_async::pooled_connection::deadpool::PoolError;
 
+use crate::auth::callers::Callers;
 use crate::config::Config;
 use crate::db::{self, Pool};
+use crate::domain::group_commit::GroupCommit;
 use crate::keys::KeyRing;
 use crate::mail::Mailer;
 
@@ -23,6 +25,10 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub mailer: Mailer,
     pub draining: Draining,
+    /// Who tokens stand for, kept a few seconds (`auth::callers`).
+    pub callers: Arc<Callers>,
+    /// Online redemptions written in groups, when configured.
+    pub group_commit: Option<GroupCommit>,
 }
 
 /// Set once the server was asked to stop: answers then close their
@@ -64,6 +70,8 @@ impl AppState {
         let keys = Arc::new(KeyRing::new(pool.clone(), &config.keys_dir));
         keys.prepare(!config.is_production()).await?;
         let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
+        let group_commit = (config.group_commit > 0)
+            .then(|| GroupCommit::start(pool.clone(), config.group_commit));
         Ok(AppState {
             config: Arc::new(config),
             pool,
@@ -71,6 +79,8 @@ impl AppState {
             keys,
             mailer,
             draining: Draining::default(),
+            callers: Arc::default(),
+            group_commit,
         })
     }
 

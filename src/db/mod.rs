@@ -7,6 +7,7 @@
 mod connect;
 pub mod embedded;
 mod migrate;
+pub mod prepared;
 pub mod schema;
 mod tls;
 
@@ -47,6 +48,10 @@ pub fn pool(database_url: &str, size: usize, timeout: Duration) -> Result<Pool, 
         let options = options.clone();
         Box::pin(async move { options.connect(timeout).await })
     });
+    // No test query at each checkout: a connection the server closed is
+    // dropped then (it knows it is closed), and one that fails in use
+    // answers `unavailable` and is dropped, the pool opening a new one.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     DeadPool::builder(manager)

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::devices::Scanner;
 use super::redemptions::{self as r, ConflictKind, ScannedCode, Workshop};
-use crate::db::schema::{conflicts, scan_nonces};
+use crate::db::schema::conflicts;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::KeyRing;
 
@@ -45,17 +45,6 @@ pub enum Outcome {
     Duplicate,
     Conflict,
     Rejected,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Redeemed => "redeemed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Conflict => "conflict",
-            Outcome::Rejected => "rejected",
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -142,100 +131,55 @@ async fn process_item(
     scanner: &Scanner,
     item: &BatchItem,
 ) -> Result<BatchResult, ApiError> {
+    use diesel::sql_types::{BigInt, Date, Integer, Nullable, SmallInt, Text, Timestamptz};
     let nonce = item.nonce.as_str();
     if nonce.is_empty() || nonce.chars().count() > 100 {
         let e = ApiError::invalid_field("nonce", "1 to 100 characters");
         return Ok(result(nonce, Outcome::Rejected, None, Some(&e)));
     }
+    // What can be judged without the database is judged first; the scan's
+    // nonce is stored either way, with its outcome.
     let judged = judge_alone(keys, item, Utc::now()).await;
-    let venue = scanner.venue.id;
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        // The nonce first: a resent one (even by a batch running right now)
-        // waits here, then finds it taken.
-        let fresh = diesel::insert_into(scan_nonces::table)
-            .values((
-                scan_nonces::venue_organisation_id.eq(venue),
-                scan_nonces::nonce.eq(nonce),
-                scan_nonces::outcome.eq("pending"),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if fresh == 0 {
-            let stored: Option<i64> = scan_nonces::table
-                .find((venue, nonce))
-                .select(scan_nonces::redemption_id)
-                .first(conn)
-                .await?;
-            return Ok(result(nonce, Outcome::Duplicate, stored, None));
-        }
-        let outcome = match &judged {
-            Err(problem) => result(nonce, Outcome::Rejected, None, Some(problem)),
-            Ok(code) => judge(conn, scanner, code, item).await?,
-        };
-        diesel::update(scan_nonces::table.find((venue, nonce)))
-            .set((
-                scan_nonces::outcome.eq(outcome.outcome.as_str()),
-                scan_nonces::redemption_id.eq(outcome.redemption_id),
-                scan_nonces::problem.eq(&outcome.problem),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(outcome)
-    })
-    .await
-}
-
-/// The voucher's fate at the scan time, inside the item's transaction: the
-/// redemption path shared with online scans, judged at `scanned_at`.
-async fn judge(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    code: &ScannedCode,
-    item: &BatchItem,
-) -> Result<BatchResult, ApiError> {
-    let nonce = item.nonce.as_str();
-    let when = r::When::Offline(item.scanned_at);
-    Ok(
-        match r::redeem_in(conn, scanner, code, &item.workshop, when).await? {
-            r::Scanned::Redeemed(receipt) => {
-                result(nonce, Outcome::Redeemed, Some(receipt.id), None)
-            }
-            r::Scanned::Refused(problem) => result(nonce, Outcome::Rejected, None, Some(&problem)),
-            r::Scanned::Duplicate(id) => result(nonce, Outcome::Duplicate, Some(id), None),
-            r::Scanned::Conflict => result(nonce, Outcome::Conflict, None, None),
-        },
+    let (code, problem) = match &judged {
+        Ok(code) => (Some(code), None),
+        Err(e) => (None, Some(e.kind.slug())),
+    };
+    let (program, position, size, expires) =
+        code.map_or((None, None, None, None), r::signed_fields);
+    // One statement, one transaction: the nonce, then the judgement at the
+    // scan time (the database's `scan` and `redeem` functions).
+    struct Scan;
+    let j: r::Judgement = crate::db::prepared::Prepared::<Scan>::new(
+        "SELECT * FROM scan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-}
-
-/// Keeps an offline scan for the funder to decide.
-pub(super) async fn record_conflict(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    facts: &r::Facts,
-    kind: ConflictKind,
-    live: Option<r::Live>,
-    scanned_at: DateTime<Utc>,
-    workshop: &Workshop,
-) -> QueryResult<()> {
-    diesel::insert_into(conflicts::table)
-        .values((
-            conflicts::voucher_id.eq(facts.voucher_id),
-            conflicts::program_id.eq(facts.program_id),
-            conflicts::venue_organisation_id.eq(scanner.venue.id),
-            conflicts::device_id.eq(scanner.device_id),
-            conflicts::user_id.eq(scanner.user_id),
-            conflicts::scanned_at.eq(scanned_at),
-            conflicts::theme.eq(&workshop.theme),
-            conflicts::held_on.eq(workshop.held_on),
-            conflicts::duration_minutes.eq(workshop.duration_minutes),
-            conflicts::face_value_cents.eq(facts.face_value_cents),
-            conflicts::kind.eq(kind.as_str()),
-            conflicts::existing_redemption_id.eq(live.map(|l| l.id)),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    .bind::<Text, _>(nonce.to_owned())
+    .bind::<BigInt, _>(code.map_or(-1, r::stored_id))
+    .bind::<Nullable<Integer>, _>(program)
+    .bind::<Nullable<SmallInt>, _>(position)
+    .bind::<Nullable<SmallInt>, _>(size)
+    .bind::<Nullable<Date>, _>(expires)
+    .bind::<BigInt, _>(scanner.venue.id)
+    .bind::<Nullable<BigInt>, _>(scanner.user_id)
+    .bind::<Nullable<BigInt>, _>(scanner.device_id)
+    .bind::<Timestamptz, _>(item.scanned_at)
+    .bind::<Text, _>(item.workshop.theme.clone())
+    .bind::<Date, _>(item.workshop.held_on)
+    .bind::<Integer, _>(item.workshop.duration_minutes)
+    .bind::<Nullable<Text>, _>(problem.map(str::to_owned))
+    .get_result(conn)
+    .await?;
+    let outcome = match j.outcome.as_str() {
+        "redeemed" => Outcome::Redeemed,
+        "duplicate" => Outcome::Duplicate,
+        "conflict" => Outcome::Conflict,
+        _ => Outcome::Rejected,
+    };
+    Ok(BatchResult {
+        nonce: nonce.to_owned(),
+        outcome,
+        redemption_id: j.redemption_id.filter(|_| outcome != Outcome::Conflict),
+        problem: j.problem.filter(|_| outcome == Outcome::Rejected),
+    })
 }
 
 /// An offline scan of a voucher another venue had redeemed.

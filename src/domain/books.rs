@@ -13,7 +13,7 @@ use super::accounts::{normalise_email, Account};
 use super::programs::{self, constraint, ProgramRow};
 use super::sync;
 use crate::auth::Role;
-use crate::db::schema::{allocations, books, vouchers};
+use crate::db::schema::{books, vouchers};
 use crate::geo::{Communes, GeoField};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
@@ -301,72 +301,72 @@ pub async fn issue(
         .checked_add_days(Days::new(program.voucher_validity_days as u64))
         .ok_or_else(|| ApiError::internal("expiry date overflow"))?;
     let (kid, key) = signer;
-    let positions: Vec<i16> = (1..=checked.size).collect();
-    let signed = sign_vouchers(kid, &key, program.id, expires_on, checked.size, &positions)?;
+    let (program_id, size) = (program.id, checked.size);
+    // Signing is CPU work: off the async workers, so other requests go on.
+    let signed = tokio::task::spawn_blocking(move || {
+        let positions: Vec<i16> = (1..=size).collect();
+        sign_vouchers(kid, &key, program_id, expires_on, size, &positions)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
 
-    let issuer_org = issuer.organisation.id;
-    let user_id = issuer.user.id;
-    let book_id = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            let spent = diesel::update(
-                allocations::table
-                    .filter(allocations::program_id.eq(program.id))
-                    .filter(allocations::issuer_organisation_id.eq(issuer_org)),
-            )
-            .set(
-                allocations::used_vouchers.eq(allocations::used_vouchers + i32::from(checked.size)),
-            )
-            .execute(conn)
-            .await
-            .map_err(|e| {
-                constraint(
-                    e,
-                    "allocations_within_quota",
-                    ProblemType::QuotaExceeded,
-                    "Your allocation for this programme is used up; ask the funder for more.",
-                )
-            })?;
-            if spent != 1 {
-                return Err(ApiError::invalid_field(
-                    "program_id",
-                    "you have no allocation in this programme",
-                ));
-            }
-            let book_id: i64 = diesel::insert_into(books::table)
-                .values((
-                    books::program_id.eq(program.id),
-                    books::issuer_organisation_id.eq(issuer_org),
-                    books::issued_by_user_id.eq(user_id),
-                    books::size.eq(checked.size),
-                    books::issued_on.eq(issued_on),
-                    books::expires_on.eq(expires_on),
-                    books::beneficiary_reference.eq(&checked.reference),
-                    books::beneficiary_postcode.eq(&checked.postcode),
-                    books::beneficiary_commune_code.eq(&checked.commune_code),
-                    books::beneficiary_departement.eq(&checked.departement),
-                    books::beneficiary_email.eq(&checked.email),
-                ))
-                .returning(books::id)
-                .get_result(conn)
-                .await?;
-            insert_vouchers(
-                conn,
-                NewVouchers {
-                    book_id,
-                    // The first book of its lineage (books_first_of_lineage).
-                    lineage_id: book_id,
-                    program_id: program.id,
-                    kid,
-                    expires_on,
-                    face_value_cents: program.face_value_cents,
-                },
-                &signed,
-                None,
-            )
-            .await?;
-            Ok(book_id)
-        })
-        .await?;
+    // One statement, one transaction: the allocation spent (under its row
+    // lock and check constraint), the book, its vouchers.
+    use diesel::sql_types::{Array, BigInt, Date, Integer, Nullable, SmallInt, Text};
+    #[derive(QueryableByName)]
+    struct Issued {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    struct Issue;
+    let issued: Option<Issued> = crate::db::prepared::Prepared::<Issue>::new(
+        "WITH spent AS (
+            UPDATE allocations SET used_vouchers = used_vouchers + $4
+             WHERE program_id = $1 AND issuer_organisation_id = $2 RETURNING program_id),
+         book AS (
+            INSERT INTO books (program_id, issuer_organisation_id, issued_by_user_id, size, issued_on, expires_on,
+                               beneficiary_reference, beneficiary_postcode, beneficiary_commune_code,
+                               beneficiary_departement, beneficiary_email)
+            SELECT program_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM spent
+            RETURNING id, lineage_id),
+         coupons AS (
+            INSERT INTO vouchers (id, book_id, lineage_id, program_id, kid, position, expires_on, face_value_cents, code)
+            SELECT c.id, book.id, book.lineage_id, $1, $12, c.position, $6, $13, c.code
+              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code))
+         SELECT id FROM book",
+    )
+    .bind::<Integer, _>(program.id)
+    .bind::<BigInt, _>(issuer.organisation.id)
+    .bind::<BigInt, _>(issuer.user.id)
+    .bind::<SmallInt, _>(checked.size)
+    .bind::<Date, _>(issued_on)
+    .bind::<Date, _>(expires_on)
+    .bind::<Text, _>(checked.reference.clone())
+    .bind::<Text, _>(checked.postcode.clone())
+    .bind::<Nullable<Text>, _>(checked.commune_code.clone())
+    .bind::<Text, _>(checked.departement.clone())
+    .bind::<Nullable<Text>, _>(checked.email.clone())
+    .bind::<SmallInt, _>(i16::from(kid))
+    .bind::<BigInt, _>(program.face_value_cents)
+    .bind::<Array<BigInt>, _>(signed.iter().map(|(id, _, _)| *id as i64).collect::<Vec<_>>())
+    .bind::<Array<SmallInt>, _>(signed.iter().map(|(_, p, _)| *p).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(signed.iter().map(|(_, _, c)| c.clone()).collect::<Vec<_>>())
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(|e| {
+        constraint(
+            e,
+            "allocations_within_quota",
+            ProblemType::QuotaExceeded,
+            "Your allocation for this programme is used up; ask the funder for more.",
+        )
+    })?;
+    let book_id = issued
+        .ok_or_else(|| {
+            ApiError::invalid_field("program_id", "you have no allocation in this programme")
+        })?
+        .id;
     Ok(IssuedBook {
         id: book_id,
         program_id: program.id,

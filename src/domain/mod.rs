@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod batch;
 pub mod books;
 pub mod devices;
+pub mod group_commit;
 pub mod idempotency;
 pub mod invoices;
 pub mod organisations;

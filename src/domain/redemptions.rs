@@ -7,10 +7,10 @@
 //! waits for ours and then fails, so exactly one wins.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
 use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
 use diesel::sql_types::{
-    Array, BigInt, Bool, Date, Integer, Nullable, SmallInt, Text, Timestamptz,
+    Array, BigInt, Binary, Bool, Date, Integer, Nullable, SmallInt, Text, Timestamptz,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -19,11 +19,13 @@ use utoipa::ToSchema;
 use super::accounts::Account;
 use super::books::{voucher_status, VoucherStatus};
 use super::devices::Scanner;
+use super::group_commit::GroupCommit;
 use super::idempotency::{self, Recorded};
-use super::organisations::Organisation;
 use super::themes;
 use crate::auth::Role;
+use crate::db::prepared::Prepared;
 use crate::db::schema::{audit_events, programs, redemptions};
+use crate::db::Pool;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::{KeyRing, Purpose};
 use crate::voucher::{typed_code, SignedVoucher, VoucherError, TEXT_PREFIX};
@@ -117,237 +119,288 @@ pub fn check_workshop(w: &Workshop) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
-    let earliest = today - Days::new(HELD_ON_WINDOW_DAYS);
-    if held_on > today || held_on < earliest {
-        return Err(ApiError::invalid_field(
-            "workshop.held_on",
-            format!("the workshop is recorded within 7 days: between {earliest} and {today}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The live redemption of a position: not cancelled, and not a second
-/// payment the funder chose. At most one exists (`redemptions_one_per_position`).
+/// How a voucher is judged online by the database's `redeem` function (an
+/// offline scan goes through its `scan` function, `batch::process`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Live {
-    pub(super) id: i64,
-    pub(super) voucher_id: i64,
-    pub(super) redeemed_at: DateTime<Utc>,
-    pub(super) venue: i64,
+pub enum Mode {
+    /// Could it be redeemed now? Reads only.
+    Check,
+    /// Redeem it now.
+    Online,
 }
 
-/// Everything the rules need to know about one voucher and its position.
-#[derive(Debug, Clone, QueryableByName)]
-pub(super) struct Facts {
-    #[diesel(sql_type = BigInt)]
-    pub(super) voucher_id: i64,
-    #[diesel(sql_type = Integer)]
-    pub(super) program_id: i32,
-    #[diesel(sql_type = BigInt)]
-    pub(super) lineage_id: i64,
-    #[diesel(sql_type = SmallInt)]
-    pub(super) position: i16,
-    #[diesel(sql_type = Date)]
-    expires_on: NaiveDate,
-    #[diesel(sql_type = BigInt)]
-    pub(super) face_value_cents: i64,
-    #[diesel(sql_type = SmallInt)]
-    pub(super) book_size: i16,
-    #[diesel(sql_type = Timestamptz)]
-    book_created_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    book_revoked_at: Option<DateTime<Utc>>,
-    /// A voucher of a replacement book stands for this one.
-    #[diesel(sql_type = Bool)]
-    pub(super) replaced: bool,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    program_closed_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Array<Text>)]
-    territory: Vec<String>,
-    #[diesel(sql_type = Text)]
-    time_zone: String,
-    #[diesel(sql_type = Text)]
-    key_status: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    live_id: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    live_voucher_id: Option<i64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    live_redeemed_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    live_venue: Option<i64>,
-}
-
-impl Facts {
-    pub(super) fn tz(&self) -> Tz {
-        self.time_zone
-            .parse()
-            .unwrap_or(super::paris::DEFAULT_TIME_ZONE)
-    }
-
-    /// The live redemption of this voucher's position, whichever voucher of
-    /// the position it was made with.
-    pub(super) fn live(&self) -> Option<Live> {
-        Some(Live {
-            id: self.live_id?,
-            voucher_id: self.live_voucher_id?,
-            redeemed_at: self.live_redeemed_at?,
-            venue: self.live_venue?,
-        })
-    }
-
-    /// The live redemption as this voucher's own state: a voucher that was
-    /// replaced is not "used" by a redemption of its replacement.
-    fn used(&self) -> Option<Live> {
-        self.live()
-            .filter(|l| l.voucher_id == self.voucher_id || !self.replaced)
-    }
-}
-
-/// A voucher and its position, read in one statement. Run after the book's
-/// lock (see `lock_book`), it reads on a fresh snapshot: what a concurrent
-/// replace or revoke committed is seen.
-const FACTS: &str = "
-SELECT v.id AS voucher_id, v.program_id, v.lineage_id, v.position, v.expires_on, v.face_value_cents,
-       b.size AS book_size, b.created_at AS book_created_at, b.revoked_at AS book_revoked_at,
-       EXISTS (SELECT 1 FROM vouchers w WHERE w.replaces_voucher_id = v.id) AS replaced,
-       p.closed_at AS program_closed_at, p.territory, p.time_zone, k.status AS key_status,
-       l.id AS live_id, l.voucher_id AS live_voucher_id, l.redeemed_at AS live_redeemed_at,
-       l.venue_organisation_id AS live_venue
-  FROM vouchers v
-  JOIN books b ON b.id = v.book_id
-  JOIN programs p ON p.id = v.program_id
-  JOIN signing_keys k ON k.kid = v.kid
-  LEFT JOIN redemptions l ON l.lineage_id = v.lineage_id AND l.position = v.position
-       AND l.cancelled_at IS NULL AND NOT l.second_payment
- WHERE v.id = $1";
-
-/// Takes the voucher's book row in share mode until the transaction ends:
-/// redemptions of one book run side by side, while a replace or a revoke of
-/// it (which lock it for update) waits for them, and they for it.
-async fn lock_book(conn: &mut AsyncPgConnection, voucher_id: i64) -> QueryResult<()> {
-    diesel::sql_query(
-        "SELECT 1 FROM books WHERE id = (SELECT book_id FROM vouchers WHERE id = $1) FOR SHARE",
-    )
-    .bind::<BigInt, _>(voucher_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Whether to take the book's lock before reading: yes inside a transaction
-/// that may redeem, no for a check that changes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lock {
-    Book,
-    None,
-}
-
-/// The voucher's facts, or not found. A signed code must agree with what was
-/// issued; a typed code only names the voucher.
-pub(super) async fn find_voucher(
-    conn: &mut AsyncPgConnection,
-    code: &ScannedCode,
-    lock: Lock,
-) -> Result<Facts, ApiError> {
-    let id =
-        i64::try_from(code.voucher_id()).map_err(|_| ApiError::not_found("No such voucher."))?;
-    if lock == Lock::Book {
-        lock_book(conn, id).await?;
-    }
-    let facts: Facts = diesel::sql_query(FACTS)
-        .bind::<BigInt, _>(id)
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("No voucher has this code."))?;
-    if let ScannedCode::Signed(v) = code {
-        let b = v.body();
-        let agrees = i64::from(b.program_id) == i64::from(facts.program_id)
-            && i16::from(b.position) == facts.position
-            && i16::from(b.book_size) == facts.book_size
-            && b.expires_on == facts.expires_on;
-        if !agrees {
-            return Err(ApiError::not_found(
-                "No voucher was issued with these details.",
-            ));
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Check => "check",
+            Mode::Online => "online",
         }
     }
-    Ok(facts)
 }
 
-/// `already-redeemed`: says when, and the redemption's id only to the venue that made it.
-pub(super) fn already_redeemed(live: Live, venue: i64) -> ApiError {
-    let mut e = ApiError::new(
-        ProblemType::AlreadyRedeemed,
-        format!(
-            "This voucher was already used on {}.",
-            live.redeemed_at.format("%Y-%m-%d at %H:%M UTC")
-        ),
+/// What the database's `redeem` (or `scan`) function decided about one
+/// voucher, with the facts a message or a receipt needs.
+#[derive(Debug, Clone, QueryableByName)]
+pub(super) struct Judgement {
+    #[diesel(sql_type = Text)]
+    pub(super) outcome: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(super) problem: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    field: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    voucher_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    program_id: Option<i32>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    position: Option<i16>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    book_size: Option<i16>,
+    #[diesel(sql_type = Nullable<Date>)]
+    expires_on: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    territory: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    book_revoked: Option<bool>,
+    #[diesel(sql_type = Nullable<Date>)]
+    today: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) redemption_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    redeemed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    mine: Option<bool>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    status: Option<i16>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    body: Option<Vec<u8>>,
+}
+
+/// The signed fields a QR code carries, which must agree with what was
+/// issued; a typed code carries none.
+pub(super) type Signed = (Option<i32>, Option<i16>, Option<i16>, Option<NaiveDate>);
+
+pub(super) fn signed_fields(code: &ScannedCode) -> Signed {
+    match code {
+        ScannedCode::Signed(v) => {
+            let b = v.body();
+            (
+                i32::try_from(b.program_id).ok(),
+                Some(i16::from(b.position)),
+                Some(i16::from(b.book_size)),
+                Some(b.expires_on),
+            )
+        }
+        ScannedCode::Typed(_) => (None, None, None, None),
+    }
+}
+
+/// The voucher id of a code as the database stores it: an id of 2^63 or
+/// more was never issued, and -1 names no voucher.
+pub(super) fn stored_id(code: &ScannedCode) -> i64 {
+    i64::try_from(code.voucher_id()).unwrap_or(-1)
+}
+
+/// Everything the database's `redeem` function is given for one voucher,
+/// owned, so that concurrent redemptions can be handed to one transaction
+/// (`group_commit`).
+#[derive(Debug, Clone)]
+pub struct RedeemArgs {
+    mode: Mode,
+    voucher_id: i64,
+    signed: Signed,
+    venue: i64,
+    user: Option<i64>,
+    device: Option<i64>,
+    workshop: Option<Workshop>,
+    idempotency: Option<(String, String, Vec<u8>)>,
+}
+
+impl RedeemArgs {
+    pub(super) fn new(
+        mode: Mode,
+        scanner: &Scanner,
+        code: &ScannedCode,
+        workshop: Option<&Workshop>,
+        idempotency: Option<&Idempotency<'_>>,
+    ) -> Self {
+        RedeemArgs {
+            mode,
+            voucher_id: stored_id(code),
+            signed: signed_fields(code),
+            venue: scanner.venue.id,
+            user: scanner.user_id,
+            device: scanner.device_id,
+            workshop: workshop.cloned(),
+            idempotency: idempotency
+                .map(|i| (scanner.principal(), i.key.to_owned(), i.hash.clone())),
+        }
+    }
+
+    /// The voucher: a group's statements run in its order, so that two
+    /// groups lock positions in the same order.
+    pub(super) fn voucher_id(&self) -> i64 {
+        self.voucher_id
+    }
+}
+
+/// Judges one voucher for the scanner's venue in one statement (and, but for
+/// a check, one transaction): the database's `redeem` function holds the
+/// rules (docs/architecture.md, "The flow of a redemption").
+pub(super) async fn judge(
+    conn: &mut AsyncPgConnection,
+    args: &RedeemArgs,
+) -> QueryResult<Judgement> {
+    /// The statement's name in the prepared-statement cache.
+    struct Redeem;
+    let (program, position, size, expires) = args.signed;
+    let w = args.workshop.as_ref();
+    let i = args.idempotency.as_ref();
+    Prepared::<Redeem>::new(
+        "SELECT * FROM redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15)",
     )
-    .with(
-        "redeemed_at",
-        live.redeemed_at
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-    );
-    if live.venue == venue {
-        e = e.with("redemption_id", live.id);
-    }
-    e
+    .bind::<Text, _>(args.mode.name())
+    .bind::<BigInt, _>(args.voucher_id)
+    .bind::<Nullable<Integer>, _>(program)
+    .bind::<Nullable<SmallInt>, _>(position)
+    .bind::<Nullable<SmallInt>, _>(size)
+    .bind::<Nullable<Date>, _>(expires)
+    .bind::<BigInt, _>(args.venue)
+    .bind::<Nullable<BigInt>, _>(args.user)
+    .bind::<Nullable<BigInt>, _>(args.device)
+    .bind::<Nullable<Text>, _>(w.map(|w| w.theme.clone()))
+    .bind::<Nullable<Date>, _>(w.map(|w| w.held_on))
+    .bind::<Nullable<Integer>, _>(w.map(|w| w.duration_minutes))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.0.clone()))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.1.clone()))
+    .bind::<Nullable<Binary>, _>(i.map(|i| i.2.clone()))
+    .get_result(conn)
+    .await
 }
 
-/// Why this venue may not redeem this voucher at instant `at` (now online,
-/// the scan time offline), its position's redemption aside. The order: key
-/// withdrawn, expired, revoked, closed, then the venue. A revocation or a
-/// closure after `at` does not count: a scan made before it is honoured.
-pub(super) fn refusal(facts: &Facts, venue: &Organisation, at: DateTime<Utc>) -> Option<ApiError> {
-    let today = at.with_timezone(&facts.tz()).date_naive();
-    if facts.key_status == "withdrawn" {
-        return Some(ApiError::new(
-            ProblemType::UnknownKey,
-            "The key that signed this voucher was withdrawn.",
-        ));
+/// Judges several online redemptions in one statement, so one transaction
+/// and one commit: each row is its own call of `redeem`, in the order given.
+/// If one fails, the whole statement does, and the caller judges each alone.
+pub(super) async fn judge_many(
+    conn: &mut AsyncPgConnection,
+    all: &[RedeemArgs],
+) -> QueryResult<Vec<Judgement>> {
+    fn column<T>(all: &[RedeemArgs], f: impl Fn(&RedeemArgs) -> T) -> Vec<T> {
+        all.iter().map(f).collect()
     }
-    if today > facts.expires_on {
-        return Some(ApiError::new(
-            ProblemType::VoucherExpired,
-            format!("This voucher was valid until {}.", facts.expires_on),
-        ));
-    }
-    if facts.book_revoked_at.is_some_and(|r| r <= at) {
-        return Some(ApiError::new(
-            ProblemType::VoucherRevoked,
-            "This voucher's book was revoked.",
-        ));
-    }
-    if facts.program_closed_at.is_some_and(|c| c <= at) {
-        return Some(ApiError::new(
-            ProblemType::ProgramClosed,
-            "The programme that pays for this voucher is closed.",
-        ));
-    }
-    if !venue.is_accredited_at(at, today) {
-        return Some(ApiError::new(
-            ProblemType::VenueNotAccredited,
-            "Your venue was not accredited at that time; ask the operator.",
-        ));
-    }
-    let inside = venue
-        .departement
-        .as_deref()
-        .is_some_and(|d| facts.territory.iter().any(|t| t == d));
-    if !inside {
-        return Some(ApiError::new(
-            ProblemType::VenueOutOfTerritory,
-            format!(
-                "This programme pays for workshops in {} only.",
-                facts.territory.join(", ")
+    struct RedeemMany;
+    Prepared::<RedeemMany>::new(
+        "SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::smallint[], $5::smallint[], $6::date[],
+                                $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::date[], $12::integer[],
+                                $13::text[], $14::text[], $15::bytea[])
+                     WITH ORDINALITY AS a (mode, voucher, program, position, size, expires, venue, usr, device,
+                                           theme, held_on, duration, principal, key, hash, n)
+              CROSS JOIN LATERAL redeem(a.mode, a.voucher, a.program, a.position, a.size, a.expires, a.venue,
+                                        a.usr, a.device, NULL, a.theme, a.held_on, a.duration,
+                                        a.principal, a.key, a.hash) r
+          ORDER BY a.n",
+    )
+    .bind::<Array<Text>, _>(column(all, |a| a.mode.name()))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.voucher_id))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.signed.0))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.1))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.2))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.signed.3))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.venue))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.user))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.device))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.theme.clone())))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.held_on)))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.duration_minutes)))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.0.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.1.clone())))
+    .bind::<Array<Nullable<Binary>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.2.clone())))
+    .load(conn)
+    .await
+}
+
+impl Judgement {
+    /// The refusal, worded: the database says which rule, this says why.
+    pub(super) fn refusal(&self) -> Option<ApiError> {
+        let problem = self.problem.as_deref()?;
+        let field = self.field.as_deref();
+        Some(match problem {
+            "not-found" if field == Some("details") => {
+                ApiError::not_found("No voucher was issued with these details.")
+            }
+            "not-found" => ApiError::not_found("No voucher has this code."),
+            "validation-error" if field == Some("scanned_at") => ApiError::invalid_field(
+                "scanned_at",
+                "the scan time is before this voucher was issued",
             ),
-        ));
+            "validation-error" => {
+                let today = self.today.unwrap_or_default();
+                let earliest = today - Days::new(HELD_ON_WINDOW_DAYS);
+                ApiError::invalid_field(
+                    "workshop.held_on",
+                    format!(
+                        "the workshop is recorded within {HELD_ON_WINDOW_DAYS} days: between {earliest} and {today}"
+                    ),
+                )
+            }
+            "already-redeemed" => {
+                let at = self.redeemed_at.unwrap_or_default();
+                let mut e = ApiError::new(
+                    ProblemType::AlreadyRedeemed,
+                    format!(
+                        "This voucher was already used on {}.",
+                        at.format("%Y-%m-%d at %H:%M UTC")
+                    ),
+                )
+                .with(
+                    "redeemed_at",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                );
+                if self.mine == Some(true) {
+                    e = e.with("redemption_id", self.redemption_id.unwrap_or_default());
+                }
+                e
+            }
+            "unknown-key" => ApiError::new(
+                ProblemType::UnknownKey,
+                "The key that signed this voucher was withdrawn.",
+            ),
+            "voucher-expired" => ApiError::new(
+                ProblemType::VoucherExpired,
+                format!(
+                    "This voucher was valid until {}.",
+                    self.expires_on.unwrap_or_default()
+                ),
+            ),
+            "voucher-revoked" => ApiError::new(
+                ProblemType::VoucherRevoked,
+                "This voucher's book was revoked.",
+            ),
+            "program-closed" => ApiError::new(
+                ProblemType::ProgramClosed,
+                "The programme that pays for this voucher is closed.",
+            ),
+            "venue-not-accredited" => ApiError::new(
+                ProblemType::VenueNotAccredited,
+                "Your venue was not accredited at that time; ask the operator.",
+            ),
+            "venue-out-of-territory" => ApiError::new(
+                ProblemType::VenueOutOfTerritory,
+                format!(
+                    "This programme pays for workshops in {} only.",
+                    self.territory.as_deref().unwrap_or_default().join(", ")
+                ),
+            ),
+            "idempotency-conflict" => ApiError::new(
+                ProblemType::IdempotencyConflict,
+                "This Idempotency-Key was used with another request.",
+            ),
+            _ => ApiError::new(
+                ProblemType::Conflict,
+                "The voucher keeps changing; try again.",
+            ),
+        })
     }
-    None
 }
 
 /// What `POST /api/v1/vouchers/check` answers for a genuine voucher.
@@ -365,34 +418,37 @@ pub struct CheckAnswer {
     pub problem: Option<String>,
 }
 
-/// Says whether `venue` could redeem the voucher now; stores nothing.
+/// Says whether the scanner's venue could redeem the voucher now; stores nothing.
 pub async fn check(
     conn: &mut AsyncPgConnection,
-    venue: &Organisation,
+    scanner: &Scanner,
     code: &ScannedCode,
 ) -> Result<CheckAnswer, ApiError> {
-    let facts = find_voucher(conn, code, Lock::None).await?;
-    let now = Utc::now();
-    let today = now.with_timezone(&facts.tz()).date_naive();
-    let used = facts.used();
-    let problem = match used {
-        Some(live) => Some(already_redeemed(live, venue.id)),
-        None => refusal(&facts, venue, now),
-    };
+    let j = judge(
+        conn,
+        &RedeemArgs::new(Mode::Check, scanner, code, None, None),
+    )
+    .await?;
+    if j.problem.as_deref() == Some("not-found") {
+        return Err(j
+            .refusal()
+            .unwrap_or_else(|| ApiError::not_found("No voucher has this code.")));
+    }
+    let expires_on = j.expires_on.unwrap_or_default();
     Ok(CheckAnswer {
-        voucher_id: facts.voucher_id.to_string(),
-        program_id: facts.program_id,
-        position: facts.position,
-        book_size: facts.book_size,
-        expires_on: facts.expires_on,
+        voucher_id: j.voucher_id.unwrap_or_default().to_string(),
+        program_id: j.program_id.unwrap_or_default(),
+        position: j.position.unwrap_or_default(),
+        book_size: j.book_size.unwrap_or_default(),
+        expires_on,
         status: voucher_status(
-            used.is_some(),
-            facts.book_revoked_at.is_some(),
-            facts.expires_on,
-            today,
+            j.problem.as_deref() == Some("already-redeemed"),
+            j.book_revoked.unwrap_or_default(),
+            expires_on,
+            j.today.unwrap_or_default(),
         ),
-        redeemable: problem.is_none(),
-        problem: problem.map(|p| p.kind.slug().to_owned()),
+        redeemable: j.problem.is_none(),
+        problem: j.problem,
     })
 }
 
@@ -404,6 +460,7 @@ pub struct RedeemRequest {
     pub workshop: Workshop,
 }
 
+/// The answer to a redemption, as `redeem` writes it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     pub id: i64,
@@ -427,116 +484,6 @@ pub struct Answer {
     pub replayed: bool,
 }
 
-/// When a scan is judged: now (online), or at the time the phone says it
-/// scanned (an offline batch).
-#[derive(Debug, Clone, Copy)]
-pub(super) enum When {
-    Online,
-    Offline(DateTime<Utc>),
-}
-
-/// What became of one scan.
-#[derive(Debug)]
-pub(super) enum Scanned {
-    Redeemed(Receipt),
-    Refused(ApiError),
-    /// Offline: this venue already redeemed this very voucher.
-    Duplicate(i64),
-    /// Offline: the position was redeemed elsewhere, or the voucher was
-    /// replaced; kept for the funder to decide.
-    Conflict,
-}
-
-/// The one path of a redemption, online and offline, inside the caller's
-/// transaction: the book's lock, the voucher and its position, the rules at
-/// the scan's instant, then the insert under `redemptions_one_per_position`.
-pub(super) async fn redeem_in(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    code: &ScannedCode,
-    workshop: &Workshop,
-    when: When,
-) -> Result<Scanned, ApiError> {
-    let venue = &scanner.venue;
-    let facts = match find_voucher(conn, code, Lock::Book).await {
-        Ok(facts) => facts,
-        Err(e) if e.kind == ProblemType::NotFound => return Ok(Scanned::Refused(e)),
-        Err(e) => return Err(e),
-    };
-    let at = match when {
-        When::Online => Utc::now(),
-        When::Offline(at) if at < facts.book_created_at => {
-            return Ok(Scanned::Refused(ApiError::invalid_field(
-                "scanned_at",
-                "the scan time is before this voucher was issued",
-            )))
-        }
-        When::Offline(at) => at,
-    };
-    // A rival that committed after our read is met by the insert; we read
-    // again once and judge it like any other live redemption.
-    let mut live = facts.live();
-    for _ in 0..2 {
-        if let Some(outcome) = judge_position(conn, scanner, &facts, live, workshop, when).await? {
-            return Ok(outcome);
-        }
-        if let Some(problem) = refusal(&facts, venue, at) {
-            return Ok(Scanned::Refused(problem));
-        }
-        let day = at.with_timezone(&facts.tz()).date_naive();
-        if let Err(problem) = check_held_on(workshop.held_on, day) {
-            return Ok(Scanned::Refused(problem));
-        }
-        if let Some((id, redeemed_at)) = insert(conn, &facts, scanner, workshop, at).await? {
-            return Ok(Scanned::Redeemed(Receipt {
-                id,
-                voucher_id: facts.voucher_id.to_string(),
-                position: facts.position,
-                book_size: facts.book_size,
-                face_value_cents: facts.face_value_cents,
-                redeemed_at,
-            }));
-        }
-        live = position_live(conn, facts.lineage_id, facts.position).await?;
-    }
-    Err(ApiError::new(
-        ProblemType::Conflict,
-        "The voucher keeps changing; try again.",
-    ))
-}
-
-/// What the position's state decides before the rules, if anything: online,
-/// a used voucher is refused; offline, a scan of a voucher this venue already
-/// redeemed is a duplicate, and one of a replaced voucher, or of a position
-/// redeemed elsewhere, is a conflict for the funder.
-async fn judge_position(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    facts: &Facts,
-    live: Option<Live>,
-    workshop: &Workshop,
-    when: When,
-) -> Result<Option<Scanned>, ApiError> {
-    let venue = scanner.venue.id;
-    let when_scanned = match when {
-        When::Online => {
-            let used = live.filter(|l| l.voucher_id == facts.voucher_id || !facts.replaced);
-            return Ok(used.map(|l| Scanned::Refused(already_redeemed(l, venue))));
-        }
-        When::Offline(at) => at,
-    };
-    let kind = match live {
-        Some(l) if l.venue == venue && l.voucher_id == facts.voucher_id => {
-            return Ok(Some(Scanned::Duplicate(l.id)))
-        }
-        _ if facts.replaced => ConflictKind::Replaced,
-        Some(_) => ConflictKind::RedeemedElsewhere,
-        None => return Ok(None),
-    };
-    super::batch::record_conflict(conn, scanner, facts, kind, live, when_scanned, workshop).await?;
-    Ok(Some(Scanned::Conflict))
-}
-
 /// Why an offline scan went to the funder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -556,155 +503,67 @@ impl ConflictKind {
     }
 }
 
-/// The live redemption of a position, read afresh.
-pub(super) async fn position_live(
-    conn: &mut AsyncPgConnection,
-    lineage_id: i64,
-    position: i16,
-) -> QueryResult<Option<Live>> {
-    let row: Option<(i64, i64, DateTime<Utc>, i64)> = redemptions::table
-        .filter(redemptions::lineage_id.eq(lineage_id))
-        .filter(redemptions::position.eq(position))
-        // The predicate of redemptions_one_per_position.
-        .filter(redemptions::cancelled_at.is_null())
-        .filter(redemptions::second_payment.eq(false))
-        .select((
-            redemptions::id,
-            redemptions::voucher_id,
-            redemptions::redeemed_at,
-            redemptions::venue_organisation_id,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(row.map(|(id, voucher_id, redeemed_at, venue)| Live {
-        id,
-        voucher_id,
-        redeemed_at,
-        venue,
-    }))
-}
-
-/// Redeems a voucher for the scanner's venue, now.
+/// Redeems a voucher for the scanner's venue, now: one statement, the
+/// `Idempotency-Key`'s lookup and record included, on a connection of its
+/// own or in a group of concurrent redemptions (`group_commit`).
 pub async fn redeem(
-    conn: &mut AsyncPgConnection,
+    pool: &Pool,
+    group: Option<&GroupCommit>,
     scanner: &Scanner,
     code: &ScannedCode,
     workshop: &Workshop,
     idempotency: Option<&Idempotency<'_>>,
 ) -> Result<Answer, ApiError> {
-    let replay = |recorded| Answer {
-        recorded,
-        replayed: true,
+    let args = RedeemArgs::new(Mode::Online, scanner, code, Some(workshop), idempotency);
+    let judged = match group {
+        Some(group) => group.judge(args).await?,
+        None => judge(&mut *pool.get().await?, &args).await,
     };
-    let principal = scanner.principal();
-    if let Some(idem) = idempotency {
-        if let Some(answer) = idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
-            return Ok(replay(answer));
+    // A request with the same key that committed first makes our record
+    // fail; one that redeemed first makes ours `already-redeemed`.
+    let (refusal, raced) = match judged {
+        Ok(j) if j.outcome == "redeemed" || j.outcome == "replay" => {
+            return Ok(Answer {
+                replayed: j.outcome == "replay",
+                recorded: Recorded {
+                    status: j.status.and_then(|s| u16::try_from(s).ok()).unwrap_or(201),
+                    body: j.body.unwrap_or_default(),
+                },
+            })
         }
-    }
-    let outcome = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            let receipt = match redeem_in(conn, scanner, code, workshop, When::Online).await? {
-                Scanned::Redeemed(receipt) => receipt,
-                Scanned::Refused(problem) => return Err(problem),
-                Scanned::Duplicate(_) | Scanned::Conflict => {
-                    return Err(ApiError::internal("an online redemption has no conflicts"))
-                }
-            };
-            let answer = Recorded {
-                status: 201,
-                body: serde_json::to_vec(&receipt)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            };
-            if let Some(idem) = idempotency {
-                idempotency::record(conn, &principal, idem.key, &idem.hash, &answer)
-                    .await
-                    .map_err(|e| match e {
-                        diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UniqueViolation,
-                            _,
-                        ) => ApiError::new(
-                            ProblemType::IdempotencyConflict,
-                            "A request with this Idempotency-Key ran meanwhile.",
-                        ),
-                        other => other.into(),
-                    })?;
-            }
-            Ok(answer)
-        })
-        .await;
-    match (outcome, idempotency) {
-        // The same key ran concurrently: its answer, if it was this very
-        // request, is the answer.
-        (Err(e), Some(idem))
-            if matches!(
-                e.kind,
-                ProblemType::AlreadyRedeemed | ProblemType::IdempotencyConflict
-            ) =>
+        Ok(j) => {
+            let refusal = j
+                .refusal()
+                .unwrap_or_else(|| ApiError::internal("an online redemption has no conflicts"));
+            let raced = refusal.kind == ProblemType::AlreadyRedeemed;
+            (refusal, raced)
+        }
+        Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+            if info.table_name() == Some("idempotency_records") =>
         {
-            match idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
-                Some(answer) => Ok(replay(answer)),
-                None => Err(e),
+            let refusal = ApiError::new(
+                ProblemType::IdempotencyConflict,
+                "A request with this Idempotency-Key ran meanwhile.",
+            );
+            (refusal, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Its answer, if it was this very request, is the answer.
+    match idempotency {
+        Some(idem) if raced => {
+            let mut conn = pool.get().await?;
+            match idempotency::lookup(&mut conn, &scanner.principal(), idem.key, &idem.hash).await?
+            {
+                Some(answer) => Ok(Answer {
+                    recorded: answer,
+                    replayed: true,
+                }),
+                None => Err(refusal),
             }
         }
-        (outcome, _) => outcome.map(|recorded| Answer {
-            recorded,
-            replayed: false,
-        }),
+        _ => Err(refusal),
     }
-}
-
-/// Inserts the redemption unless its position has one already, with its
-/// audit event and the change offline scanners sync (for every voucher of
-/// the position), in one statement. A rival insert for the same position
-/// waits for ours to commit, then inserts nothing: exactly one wins.
-async fn insert(
-    conn: &mut AsyncPgConnection,
-    facts: &Facts,
-    scanner: &Scanner,
-    workshop: &Workshop,
-    redeemed_at: DateTime<Utc>,
-) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
-    #[derive(QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-        #[diesel(sql_type = Timestamptz)]
-        redeemed_at: DateTime<Utc>,
-    }
-    let inserted: Option<Inserted> = diesel::sql_query(
-        "WITH r AS (
-            INSERT INTO redemptions (voucher_id, program_id, lineage_id, position, venue_organisation_id,
-                                     redeemed_by_user_id, redeemed_by_device_id, redeemed_at, theme,
-                                     held_on, duration_minutes, face_value_cents)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ON CONFLICT (lineage_id, position) WHERE cancelled_at IS NULL AND NOT second_payment DO NOTHING
-            RETURNING id, redeemed_at),
-         a AS (
-            INSERT INTO audit_events (kind, redemption_id, voucher_id, actor_user_id, actor_device_id, actor_organisation_id)
-            SELECT 'redeemed', r.id, $1, $6, $7, $5 FROM r),
-         s AS (
-            INSERT INTO sync_changes (kind, program_id, voucher_id)
-            SELECT 'redeemed', v.program_id, v.id FROM vouchers v, r WHERE v.lineage_id = $3 AND v.position = $4)
-         SELECT id, redeemed_at FROM r",
-    )
-    .bind::<BigInt, _>(facts.voucher_id)
-    .bind::<Integer, _>(facts.program_id)
-    .bind::<BigInt, _>(facts.lineage_id)
-    .bind::<SmallInt, _>(facts.position)
-    .bind::<BigInt, _>(scanner.venue.id)
-    .bind::<Nullable<BigInt>, _>(scanner.user_id)
-    .bind::<Nullable<BigInt>, _>(scanner.device_id)
-    .bind::<Timestamptz, _>(redeemed_at)
-    .bind::<Text, _>(&workshop.theme)
-    .bind::<Date, _>(workshop.held_on)
-    .bind::<Integer, _>(workshop.duration_minutes)
-    .bind::<BigInt, _>(facts.face_value_cents)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(inserted.map(|i| (i.id, i.redeemed_at)))
 }
 
 /// Who did it: a user, or a scanner device.

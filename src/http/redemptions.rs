@@ -49,7 +49,7 @@ pub async fn check(
     let request = body.parse()?;
     let code = redemptions::read_code(&state.keys, &request.code).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner.venue, &code).await?))
+    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner, &code).await?))
 }
 
 /// Redeems a voucher: records the workshop, exactly once. Send an
@@ -81,9 +81,15 @@ pub async fn redeem(
         key,
         hash: idempotency::request_hash("POST", req.path(), &body),
     });
-    let mut conn = state.pool.get().await?;
-    let answer =
-        redemptions::redeem(&mut conn, &scanner, &code, &request.workshop, idem.as_ref()).await?;
+    let answer = redemptions::redeem(
+        &state.pool,
+        state.group_commit.as_ref(),
+        &scanner,
+        &code,
+        &request.workshop,
+        idem.as_ref(),
+    )
+    .await?;
     let status = StatusCode::from_u16(answer.recorded.status).unwrap_or(StatusCode::CREATED);
     let mut response = HttpResponse::build(status);
     response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));

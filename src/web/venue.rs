@@ -313,6 +313,7 @@ pub async fn revoke_device(
     let venue = posted.session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
     devices::revoke(&mut conn, *id, Role::Venue, venue.organisation.id).await?;
+    state.callers.forget_device(*id);
     Ok(layout::see_other("/lieu/appareils"))
 }
 

@@ -93,6 +93,8 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
         keys: std::sync::Arc::new(keys),
         mailer: passnum::mail::Mailer::new(None, "test@example.org").unwrap(),
         draining: Default::default(),
+        callers: std::sync::Arc::default(),
+        group_commit: None,
     };
     let server = passnum::app::Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());

@@ -12,6 +12,8 @@ pub struct Server {
     log: PathBuf,
     child: Option<Child>,
     pub starts: usize,
+    /// `PASSNUM_GROUP_COMMIT`: 0 writes each redemption alone.
+    group_commit: usize,
 }
 
 impl Server {
@@ -22,6 +24,7 @@ impl Server {
         keys_dir: &std::path::Path,
         log: PathBuf,
         demo: bool,
+        group_commit: usize,
     ) -> Server {
         let port = free_port();
         let mut server = Server {
@@ -31,6 +34,7 @@ impl Server {
             log,
             child: None,
             starts: 0,
+            group_commit,
         };
         server.spawn(demo).await;
         server
@@ -59,6 +63,7 @@ impl Server {
             .env("PASSNUM_BIND", format!("127.0.0.1:{}", self.port))
             .env("PASSNUM_KEYS_DIR", &self.keys_dir)
             .env("PASSNUM_DB_POOL_SIZE", "8")
+            .env("PASSNUM_GROUP_COMMIT", self.group_commit.to_string())
             .env("PASSNUM_TOKEN_TTL_SECS", "14400")
             // Long enough that any redemption of the run may be cancelled,
             // so cancels meet closing statements.
