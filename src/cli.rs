@@ -74,7 +74,7 @@ pub enum KeysCommand {
     Generate,
     /// Retire the active key of a purpose (it still verifies) and make a new one active.
     Rotate {
-        /// voucher, statement or login
+        /// voucher, statement, login or log
         #[arg(long)]
         purpose: Purpose,
     },

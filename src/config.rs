@@ -35,6 +35,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The address users reach the service at, used in links (`pdf_url`, emails).
     pub public_url: String,
+    /// The transparency log's origin line and key name (`PASSNUM_LOG_ORIGIN`).
+    pub log_origin: String,
     /// A separate listener for `/metrics`; without it, `/metrics` answers loopback clients only.
     pub metrics_bind: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -129,7 +131,17 @@ impl Config {
             return Err(ConfigError::ReadUrlWithoutDatabase);
         }
 
+        let log_origin = get("PASSNUM_LOG_ORIGIN")
+            .unwrap_or_else(|| crate::log::default_origin(&public_url));
+        if log_origin.is_empty() || log_origin.contains(['+', '\n']) || log_origin.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "PASSNUM_LOG_ORIGIN",
+                &log_origin,
+                "the origin is a key name: not empty, no spaces, no '+'",
+            ));
+        }
         Ok(Config {
+            log_origin,
             environment,
             database_url,
             database_read_url,

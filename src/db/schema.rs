@@ -392,3 +392,56 @@ diesel::table! {
 
 diesel::joinable!(venue_invoicing -> organisations (organisation_id));
 diesel::joinable!(program_invoicing -> programs (program_id));
+
+diesel::table! {
+    log_pending (id) {
+        id -> BigInt,
+        kind -> Text,
+        redemption_id -> Nullable<BigInt>,
+        statement_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    log_entries (log_index) {
+        log_index -> BigInt,
+        kind -> Text,
+        redemption_id -> Nullable<BigInt>,
+        statement_id -> Nullable<BigInt>,
+        entry -> Binary,
+        sequenced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    log_tiles (level, n) {
+        level -> SmallInt,
+        n -> BigInt,
+        hashes -> Binary,
+    }
+}
+
+diesel::table! {
+    log_checkpoints (tree_size) {
+        tree_size -> BigInt,
+        root_hash -> Binary,
+        note -> Text,
+        signed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    log_alarms (id) {
+        id -> BigInt,
+        reported_at -> Timestamptz,
+        venue_organisation_id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        device_id -> Nullable<BigInt>,
+        problem -> Text,
+        detail -> Text,
+        kept_checkpoint -> Text,
+        new_checkpoint -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(log_entries, redemptions, statements, organisations);
