@@ -65,6 +65,14 @@ impl ConnectOptions {
         if config.get_application_name().is_none() {
             config.application_name("passnum");
         }
+        // A redemption is one statement, committed as it ends: should this
+        // process vanish while the statement waits (on a lock, say),
+        // PostgreSQL notices within a second and cancels it, rather than
+        // commit something nobody will be told about.
+        let options = config.get_options().unwrap_or_default().to_owned();
+        if !options.contains("client_connection_check_interval") {
+            config.options(format!("{options} -c client_connection_check_interval=1000").trim());
+        }
         let fail = |e: tokio_postgres::Error| ConnectionError::BadConnection(self.explain(&e));
         match &self.tls {
             None => {
