@@ -6,6 +6,7 @@ pub mod health;
 pub mod invoices;
 pub mod json;
 pub mod keys;
+pub mod log;
 pub mod metrics;
 pub mod offline;
 pub mod openapi;
@@ -73,6 +74,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
         .service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
         .service(web::resource("/.well-known/jwks.json").get(keys::jwks))
+        .service(web::resource("/log/checkpoint").get(log::checkpoint))
+        .service(web::resource("/log/key").get(log::key))
+        .service(web::resource("/log/tile/{path:.*}").get(log::tile))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/auth/token").post(session::token))
@@ -113,6 +117,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                     web::resource("/redemptions")
                         .get(redemptions::list)
                         .post(redemptions::redeem),
+                )
+                .service(web::resource("/redemptions/{id}").get(redemptions::get))
+                .service(
+                    web::resource("/log/alarms")
+                        .get(log::alarms)
+                        .post(log::raise_alarm),
                 )
                 .service(web::resource("/redemptions/{id}/cancel").post(redemptions::cancel))
                 .service(web::resource("/redemptions/{id}/reverse").post(redemptions::reverse))

@@ -404,9 +404,12 @@ impl KeyRing {
     /// after a rotation.
     pub async fn signers(&self, purpose: Purpose) -> Result<Vec<(u8, SigningKey)>, KeyError> {
         let mut out = vec![self.signer(purpose).await?];
-        for key in self.all_keys().await?.iter().filter(|k| {
-            k.purpose == purpose && k.status == KeyStatus::Retired
-        }) {
+        for key in self
+            .all_keys()
+            .await?
+            .iter()
+            .filter(|k| k.purpose == purpose && k.status == KeyStatus::Retired)
+        {
             let cached = self
                 .signers
                 .lock()

@@ -66,7 +66,8 @@ impl Entry {
         keys.into_iter().find_map(|k| {
             let (x, y) = (a.get(k), b.get(k));
             (x != y).then(|| {
-                let show = |v: Option<&serde_json::Value>| v.map_or("absent".into(), |v| v.to_string());
+                let show =
+                    |v: Option<&serde_json::Value>| v.map_or("absent".into(), |v| v.to_string());
                 format!("{k} is {} in the log, {} in the database", show(x), show(y))
             })
         })
@@ -168,7 +169,11 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(serde_json::to_vec(&value).unwrap(), bytes);
         assert_eq!(Entry::parse(&bytes), Some(redeemed()));
-        assert_eq!(Entry::parse(b"{\"at\": \"x\"}"), None, "spaces are not canonical");
+        assert_eq!(
+            Entry::parse(b"{\"at\": \"x\"}"),
+            None,
+            "spaces are not canonical"
+        );
     }
 
     #[test]

@@ -4,13 +4,22 @@
 //! signed tlog-checkpoint, so that anyone can check that nothing was removed
 //! or changed after the fact (docs/transparency-log.md).
 //!
-//! Triggers queue each event in `log_pending` in the transaction that makes
-//! it; the sequencer (one at a time across instances) appends them in
-//! batches, stores the tiles and signs a checkpoint, all in one transaction.
+//! Triggers write each event's entry (its bytes fixed then) in the
+//! transaction that makes it; the sequencer (one at a time across instances)
+//! gives the committed entries their index in batches, stores the tiles and
+//! signs a checkpoint, all in one transaction (migration
+//! `…400000_transparency_log`).
+//!
+//! `entry` the entries' canonical JSON, `tree` tiles and their C2SP paths,
+//! `note` signed checkpoints, `sequencer`, `store` the reads `/log/…` serves,
+//! `verify` the checks made from the public files alone (`passnum log
+//! verify|prove`), `audit` the log against the database's rows.
 
+pub mod audit;
 pub mod entry;
 pub mod note;
 pub mod sequencer;
+pub mod store;
 pub mod tree;
 pub mod verify;
 
@@ -30,7 +39,13 @@ pub fn default_origin(public_url: &str) -> String {
 mod tests {
     #[test]
     fn the_origin_is_the_public_host() {
-        assert_eq!(super::default_origin("https://pass.example.fr"), "pass.example.fr/log");
-        assert_eq!(super::default_origin("http://127.0.0.1:8080/app"), "127.0.0.1:8080/log");
+        assert_eq!(
+            super::default_origin("https://pass.example.fr"),
+            "pass.example.fr/log"
+        );
+        assert_eq!(
+            super::default_origin("http://127.0.0.1:8080/app"),
+            "127.0.0.1:8080/log"
+        );
     }
 }

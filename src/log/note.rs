@@ -65,9 +65,11 @@ pub struct Verified {
 /// key must verify (others are ignored) and the body must be a checkpoint
 /// whose origin is the key's name.
 pub fn open(note: &[u8], vkey: &str) -> Result<Verified, String> {
-    let verifier = StandardVerifier::new(vkey).map_err(|e| format!("the verifier key is not valid: {e}"))?;
+    let verifier =
+        StandardVerifier::new(vkey).map_err(|e| format!("the verifier key is not valid: {e}"))?;
     let name = signed_note::Verifier::name(&verifier).to_owned();
-    let parsed = Note::from_bytes(note).map_err(|e| format!("the checkpoint is not a signed note: {e}"))?;
+    let parsed =
+        Note::from_bytes(note).map_err(|e| format!("the checkpoint is not a signed note: {e}"))?;
     parsed
         .verify(&VerifierList::new(vec![Box::new(verifier)]))
         .map_err(|e| match e {
@@ -76,7 +78,8 @@ pub fn open(note: &[u8], vkey: &str) -> Result<Verified, String> {
             }
             other => format!("the checkpoint's signature does not verify: {other}"),
         })?;
-    let body = Checkpoint::from_bytes(parsed.text()).map_err(|e| format!("the signed text is not a checkpoint: {e}"))?;
+    let body = Checkpoint::from_bytes(parsed.text())
+        .map_err(|e| format!("the signed text is not a checkpoint: {e}"))?;
     if body.origin() != name {
         return Err(format!(
             "the checkpoint's origin is {:?}, the key's name {name:?}",
@@ -119,16 +122,26 @@ mod tests {
         assert_eq!(lines[1], "5");
         assert_eq!(lines[2], root.to_string());
         assert_eq!(lines[3], "");
-        assert!(lines[4].starts_with(&format!("\u{2014} {origin} ")), "{}", lines[4]);
+        assert!(
+            lines[4].starts_with(&format!("\u{2014} {origin} ")),
+            "{}",
+            lines[4]
+        );
         assert_eq!(lines[5], "");
         let opened = open(note.as_bytes(), &vkey).unwrap();
         assert_eq!((opened.size, opened.root), (5, root));
 
         let other = SigningKey::from_bytes(&[8; 32]);
-        let err = open(note.as_bytes(), &verifier_key(origin, &other.verifying_key())).unwrap_err();
+        let err = open(
+            note.as_bytes(),
+            &verifier_key(origin, &other.verifying_key()),
+        )
+        .unwrap_err();
         assert!(err.contains("no signature by the key"), "{err}");
         let forged = note.replacen("\n5\n", "\n6\n", 1);
-        assert!(open(forged.as_bytes(), &vkey).unwrap_err().contains("does not verify"));
+        assert!(open(forged.as_bytes(), &vkey)
+            .unwrap_err()
+            .contains("does not verify"));
     }
 
     fn hex4(b: &[u8]) -> String {

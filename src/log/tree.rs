@@ -55,6 +55,19 @@ impl Tiles {
         self.size
     }
 
+    /// Tiles of a tree of `size` entries, to be filled with `insert`
+    /// (a verifier's copy of what a log serves).
+    pub fn of_size(size: u64) -> Tiles {
+        Tiles {
+            size,
+            ..Tiles::default()
+        }
+    }
+
+    pub fn insert(&mut self, level: u8, n: u64, hashes: Vec<Hash>) {
+        self.tiles.insert((level, n), hashes);
+    }
+
     /// Appends one leaf hash; completes the tiles above it that fill.
     pub fn append(&mut self, leaf: Hash) {
         let (mut hash, mut index) = (leaf, self.size);
@@ -142,6 +155,30 @@ pub fn edge_tiles(size: u64) -> Vec<(u8, u64, usize)> {
     out
 }
 
+/// The width of tile (level, n) in a tree of `size` entries (0: none).
+pub fn tile_width(size: u64, level: u8, n: u64) -> usize {
+    let count = if u32::from(level) * u32::from(HEIGHT) >= 64 {
+        0
+    } else {
+        size >> (u32::from(level) * u32::from(HEIGHT))
+    };
+    let start = n.saturating_mul(FULL as u64);
+    count.saturating_sub(start).min(FULL as u64) as usize
+}
+
+/// The tiles (level, n) holding the nodes `indexes` (stored hash indexes, as
+/// `tlog_tiles` numbers them) need.
+pub fn tiles_for(indexes: &[u64]) -> BTreeSet<(u8, u64)> {
+    indexes
+        .iter()
+        .map(|&index| {
+            let (level, n) = split_stored_hash_index(index);
+            let (tile_level, r) = (level / HEIGHT, level % HEIGHT);
+            (tile_level, (n << r) >> HEIGHT)
+        })
+        .collect()
+}
+
 /// Every tile of a tree of `size` entries, full and partial: (level, n, width).
 pub fn all_tiles(size: u64) -> Vec<(u8, u64, usize)> {
     let mut out = Vec::new();
@@ -189,42 +226,77 @@ pub struct TilePath {
 
 impl TilePath {
     /// Parses `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]` exactly as
-    /// C2SP tlog-tiles writes them (N in groups of three digits, `x` before
-    /// all but the last; W from 1 to 255); anything else is `None`.
+    /// C2SP tlog-tiles writes them: L a decimal without leading zero (0 to
+    /// 63), N in groups of three digits, `x` before all but the last, W from
+    /// 1 to 255 without leading zero; anything else is `None`.
     pub fn parse(path: &str) -> Option<TilePath> {
         let rest = path.strip_prefix("tile/")?;
         let (level, rest) = rest.split_once('/')?;
-        // tlog_tiles parses the sumdb form, which names the height too.
-        let sumdb = match level {
-            "entries" => format!("tile/{HEIGHT}/data/{rest}"),
-            l if l.len() == 1 && l.as_bytes()[0].is_ascii_digit() => {
-                format!("tile/{HEIGHT}/{l}/{rest}")
-            }
+        let level = match level {
+            "entries" => None,
+            l if canonical_decimal(l) => Some(l.parse::<u8>().ok().filter(|l| *l <= 63)?),
             _ => return None,
         };
-        let tile = Tile::from_path(&sumdb).ok()?;
-        if tile.level() > 7 {
-            return None;
+        let mut groups: Vec<&str> = rest.split('/').collect();
+        let mut width = FULL;
+        if groups.len() >= 2 && groups[groups.len() - 2].ends_with(".p") {
+            let w = groups.pop()?;
+            if !canonical_decimal(w) {
+                return None;
+            }
+            width = w.parse::<usize>().ok().filter(|w| (1..FULL).contains(w))?;
+            let last = groups.pop()?;
+            groups.push(last.strip_suffix(".p")?);
         }
-        Some(TilePath {
-            level: (!tile.is_data()).then_some(tile.level()),
-            n: tile.level_index(),
-            width: tile.width() as usize,
-        })
+        let (last, leading) = groups.split_last()?;
+        let mut n: u64 = 0;
+        for (i, group) in leading
+            .iter()
+            .map(|g| g.strip_prefix('x'))
+            .chain([Some(*last)])
+            .enumerate()
+        {
+            let group = group?;
+            if group.len() != 3 || !group.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // No group of leading zeros: each number has one spelling.
+            if i == 0 && leading.len() > 0 && group == "000" {
+                return None;
+            }
+            n = n
+                .checked_mul(1000)?
+                .checked_add(group.parse::<u64>().ok()?)?;
+        }
+        Some(TilePath { level, n, width })
     }
 
     /// The C2SP path of this tile.
     pub fn path(&self) -> String {
-        let tile = Tile::new(HEIGHT, self.level.unwrap_or(0), self.n, self.width as u32, self.level.is_none());
-        let sumdb = tile.path();
-        let rest = sumdb
-            .strip_prefix(&format!("tile/{HEIGHT}/"))
-            .unwrap_or(&sumdb);
-        match rest.strip_prefix("data/") {
-            Some(n) => format!("tile/entries/{n}"),
-            None => format!("tile/{rest}"),
+        let mut digits = format!("{:03}", self.n % 1000);
+        let mut rest = self.n / 1000;
+        while rest > 0 {
+            digits = format!("x{:03}/{digits}", rest % 1000);
+            rest /= 1000;
         }
+        let level = match self.level {
+            Some(l) => l.to_string(),
+            None => "entries".to_owned(),
+        };
+        let partial = match self.width {
+            FULL => String::new(),
+            w => format!(".p/{w}"),
+        };
+        format!("tile/{level}/{digits}{partial}")
     }
+}
+
+/// A decimal number as C2SP writes it: digits, no leading zero.
+fn canonical_decimal(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 3
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'))
 }
 
 /// An entry bundle: each entry as a big-endian 16-bit length, then its bytes.
@@ -265,6 +337,8 @@ mod tests {
             ("tile/1/x001/x234/067.p/8", Some(1), 1_234_067, 8),
             ("tile/entries/x001/234", None, 1234, 256),
             ("tile/entries/005.p/255", None, 5, 255),
+            ("tile/8/000.p/1", Some(8), 0, 1),
+            ("tile/0/x001/000", Some(0), 1000, 256),
         ];
         for (path, level, n, width) in cases {
             let parsed = TilePath::parse(path).unwrap();
@@ -272,8 +346,21 @@ mod tests {
             assert_eq!(parsed.path(), path);
         }
         for bad in [
-            "tile/0/0", "tile/0/1234", "tile/0/000.p/256", "tile/0/000.p/0", "tile/8/000",
-            "tile/data/000", "tile/0/x000/001", "tile/-1/000", "tiles/0/000", "tile/0/000.p/", "tile/00/000",
+            "tile/0/0",
+            "tile/0/1234",
+            "tile/0/000.p/256",
+            "tile/0/000.p/0",
+            "tile/64/000",
+            "tile/data/000",
+            "tile/0/x000/001",
+            "tile/-1/000",
+            "tiles/0/000",
+            "tile/0/000.p/",
+            "tile/00/000",
+            "tile/0/000.p/08",
+            "tile/0/001/002",
+            "tile/0/x001",
+            "tile/entries/000.p",
         ] {
             assert_eq!(TilePath::parse(bad), None, "{bad}");
         }
@@ -303,7 +390,10 @@ mod tests {
             edge.append(leaf(i));
             grown.append(leaf(i));
         }
-        assert_eq!(edge.root(size + 600).unwrap(), grown.root(size + 600).unwrap());
+        assert_eq!(
+            edge.root(size + 600).unwrap(),
+            grown.root(size + 600).unwrap()
+        );
         for (l, n, hashes) in edge.touched() {
             assert_eq!(grown.get(l, n).unwrap(), hashes, "tile {l}/{n}");
         }
@@ -327,7 +417,8 @@ mod tests {
                 ct.push(d.clone());
             }
             let root = tiles.root(size).unwrap();
-            prop_assert_eq!(root.0.as_slice(), ct.root().as_bytes().as_slice());
+            let ct_root = ct.root();
+            prop_assert_eq!(root.0.as_slice(), ct_root.as_bytes().as_slice());
             let old_root = tiles.root(old).unwrap();
             let proof = tlog_tiles::prove_tree(size, old, &tiles).unwrap();
             prop_assert!(tlog_tiles::check_tree(&proof, size, root, old, old_root).is_ok());
