@@ -37,10 +37,14 @@ CREATE INDEX log_entries_redemption ON log_entries (redemption_id) WHERE redempt
 CREATE INDEX log_entries_statement ON log_entries (statement_id) WHERE statement_id IS NOT NULL;
 
 -- The size of the log: how many entries have an index. One row; its row
--- lock is the sequencer's, so one instance sequences at a time.
+-- lock is the sequencer's, so one instance sequences at a time. The origin
+-- (the checkpoints' first line and the key's name) is the log's identity:
+-- set by the first round from PASSNUM_LOG_ORIGIN, then the same for every
+-- instance whatever its own address.
 CREATE TABLE log_state (
-    one   boolean PRIMARY KEY DEFAULT true CHECK (one),
-    size  bigint  NOT NULL DEFAULT 0 CHECK (size >= 0)
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    size    bigint  NOT NULL DEFAULT 0 CHECK (size >= 0),
+    origin  text    CHECK (origin <> '')
 );
 INSERT INTO log_state DEFAULT VALUES;
 

@@ -48,11 +48,13 @@ pub async fn key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .iter()
         .find(|k| k.purpose == Purpose::Log && k.status == KeyStatus::Active)
         .ok_or_else(|| ApiError::from(crate::keys::KeyError::NoActiveKey(Purpose::Log)))?;
+    let mut conn = state.reader().await?;
+    let origin = crate::log::sequencer::origin(&mut conn, &state.config.log_origin).await?;
     Ok(public(HttpResponse::Ok(), 300)
         .content_type(TEXT)
         .body(format!(
             "{}\n",
-            note::verifier_key(&state.config.log_origin, &active.public_key)
+            note::verifier_key(&origin, &active.public_key)
         )))
 }
 

@@ -54,6 +54,8 @@ pub enum Round {
 struct Size {
     #[diesel(sql_type = BigInt)]
     size: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    origin: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -101,35 +103,64 @@ pub fn start(pool: Pool, keys: Arc<KeyRing>, origin: String, interval: Duration)
     });
 }
 
+/// The log's origin: the one it was given first, else `configured`.
+pub async fn origin(conn: &mut AsyncPgConnection, configured: &str) -> diesel::QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct Origin {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        origin: Option<String>,
+    }
+    let stored: Origin = diesel::sql_query("SELECT origin FROM log_state")
+        .get_result(conn)
+        .await?;
+    Ok(stored.origin.unwrap_or_else(|| configured.to_owned()))
+}
+
 /// One round on a pooled connection.
 pub async fn run_round(pool: &Pool, keys: &KeyRing, origin: &str) -> Result<Round, SequencerError> {
     let mut conn = pool.get().await?;
     sequence(&mut conn, keys, origin, BATCH).await
 }
 
-/// Sequences up to `max` waiting entries, in one transaction.
+/// Sequences up to `max` waiting entries, in one transaction. `configured`
+/// is this instance's `PASSNUM_LOG_ORIGIN`: it names the log the first time;
+/// afterwards the log keeps the origin it has (`origin`).
 pub async fn sequence(
     conn: &mut AsyncPgConnection,
     keys: &KeyRing,
-    origin: &str,
+    configured: &str,
     max: i64,
 ) -> Result<Round, SequencerError> {
     // Loaded before the transaction: reading key files holds no lock.
-    let signers: Vec<NoteSigner> = keys
-        .signers(Purpose::Log)
-        .await?
-        .into_iter()
-        .map(|(_, key)| NoteSigner::new(origin, key))
-        .collect();
+    let keys = keys.signers(Purpose::Log).await?;
     conn.transaction::<_, SequencerError, _>(async |conn| {
-        let Some(Size { size }) =
-            diesel::sql_query("SELECT size FROM log_state FOR UPDATE SKIP LOCKED")
+        let Some(Size { size, origin }) =
+            diesel::sql_query("SELECT size, origin FROM log_state FOR UPDATE SKIP LOCKED")
                 .get_result::<Size>(conn)
                 .await
                 .optional()?
         else {
             return Ok(Round::Busy);
         };
+        let origin = match origin {
+            Some(origin) => {
+                if origin != configured {
+                    tracing::debug!(%origin, configured, "the log keeps the origin it was given first");
+                }
+                origin
+            }
+            None => {
+                diesel::sql_query("UPDATE log_state SET origin = $1")
+                    .bind::<diesel::sql_types::Text, _>(configured)
+                    .execute(conn)
+                    .await?;
+                configured.to_owned()
+            }
+        };
+        let signers: Vec<NoteSigner> = keys
+            .iter()
+            .map(|(_, key)| NoteSigner::new(&origin, key.clone()))
+            .collect();
         let size = size as u64;
         let waiting: Vec<Waiting> = diesel::sql_query(
             "SELECT id, entry FROM log_entries WHERE log_index IS NULL ORDER BY id LIMIT $1",
@@ -198,7 +229,7 @@ pub async fn sequence(
         let root: Hash = tiles
             .root(new_size)
             .map_err(|e| SequencerError::Tree(e.to_string()))?;
-        let note = note::sign(origin, new_size, root, &signers).map_err(SequencerError::Tree)?;
+        let note = note::sign(&origin, new_size, root, &signers).map_err(SequencerError::Tree)?;
         diesel::sql_query(
             "INSERT INTO log_checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)",
         )
