@@ -9,6 +9,7 @@ pub mod forms;
 pub mod funder;
 pub mod invoicing;
 pub mod issuer;
+pub mod journal;
 pub mod layout;
 pub mod login;
 pub mod operator;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(login::submit),
         )
         .service(web::resource("/deconnexion").post(login::logout))
+        .service(web::resource("/journal").get(journal::page))
         .service(web::resource("/static/{path:.*}").get(assets::serve))
         .service(pages("/prescripteur").configure(issuer::routes))
         .service(pages("/financeur").configure(funder::routes))

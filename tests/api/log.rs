@@ -666,3 +666,80 @@ async fn random_events_and_restarts_keep_the_log_equal_to_what_was_committed() {
         }
     }
 }
+
+#[tokio::test]
+async fn phones_raise_alarms_the_operator_sees_and_the_journal_page_explains_the_log() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let venue = &f.tokens[&Role::Venue];
+    let page = app.get("/journal").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Le journal est encore vide"), "{html}");
+
+    let book = issue_book(&app, &f, 5).await;
+    redeem_ok(&app, &f, &book, 0).await;
+    sequence_all(&app).await;
+    let html = app.get("/journal").await.text().await.unwrap();
+    assert!(html.contains("passnum log verify --url"), "{html}");
+    assert!(
+        html.contains(&format!("{}\n1\n", app.state.config.log_origin)),
+        "{html}"
+    );
+
+    for (body, field) in [
+        (
+            json!({"problem": "", "detail": "x", "kept_checkpoint": "a\n1\nb\n"}),
+            "problem",
+        ),
+        (
+            json!({"problem": "inconsistent", "detail": "x", "kept_checkpoint": ""}),
+            "kept_checkpoint",
+        ),
+        (
+            json!({"problem": "inconsistent", "detail": "x".repeat(2001), "kept_checkpoint": "a"}),
+            "detail",
+        ),
+        (
+            json!({"problem": "inconsistent", "detail": "x", "kept_checkpoint": "a", "extra": 1}),
+            "",
+        ),
+    ] {
+        let res = app
+            .with_token(Method::POST, "/api/v1/log/alarms", venue)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(res, 422, "validation-error").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.count("log_alarms").await, 0);
+    let alarm = post(
+        &app,
+        "/api/v1/log/alarms",
+        venue,
+        json!({"problem": "inconsistent", "detail": "Le journal ne prolonge pas celui vu hier.", "kept_checkpoint": "a\n1\nb\n", "new_checkpoint": "a\n2\nc\n"}),
+    )
+    .await;
+    assert_eq!(
+        alarm["venue_organisation_id"],
+        f.org_ids["lieu@demo.passnum.test"]
+    );
+    let res = app
+        .with_token(
+            Method::GET,
+            "/api/v1/log/alarms",
+            &f.tokens[&Role::Operator],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let list: Value = res.json().await.unwrap();
+    assert_eq!(list["items"][0]["problem"], "inconsistent");
+    assert_eq!(list["items"][0]["new_checkpoint"], "a\n2\nc\n");
+}
