@@ -118,7 +118,6 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                         .get(redemptions::list)
                         .post(redemptions::redeem),
                 )
-                .service(web::resource("/redemptions/{id}").get(redemptions::get))
                 .service(
                     web::resource("/log/alarms")
                         .get(log::alarms)
@@ -132,6 +131,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                         .app_data(web::PayloadConfig::new(json::BATCH_BODY_LIMIT))
                         .post(offline::batch),
                 )
+                // After `/redemptions/batch`: a resource matched by path
+                // answers 405 to another method rather than falling through.
+                .service(web::resource("/redemptions/{id}").get(redemptions::get))
                 .service(web::resource("/sync").get(offline::sync))
                 .service(
                     web::resource("/devices")

@@ -204,7 +204,8 @@ pub fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
 
 /// Reads tile bytes back into hashes.
 pub fn hashes_of(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.is_empty() || bytes.len() % HASH_SIZE != 0 || bytes.len() > FULL * HASH_SIZE {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(HASH_SIZE) || bytes.len() > FULL * HASH_SIZE
+    {
         return None;
     }
     Some(
@@ -261,7 +262,7 @@ impl TilePath {
                 return None;
             }
             // No group of leading zeros: each number has one spelling.
-            if i == 0 && leading.len() > 0 && group == "000" {
+            if i == 0 && !leading.is_empty() && group == "000" {
                 return None;
             }
             n = n

@@ -292,7 +292,8 @@ pub async fn prove(
     let needs = Needs::default();
     tlog_tiles::prove_record(size, index, &needs).map_err(|e| e.to_string())?;
     let mut tiles = Tiles::of_size(size);
-    for (level, n) in tiles_for(&needs.0.borrow()) {
+    let needed = tiles_for(&needs.0.borrow());
+    for (level, n) in needed {
         tiles.insert(level, n, remote.tile(size, level, n).await?);
     }
     let proof = tlog_tiles::prove_record(size, index, &tiles).map_err(|e| e.to_string())?;
