@@ -83,8 +83,9 @@ pub struct EventRow {
     pub redemption_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub statement_id: Option<i64>,
-    #[diesel(sql_type = Timestamptz)]
-    pub at: DateTime<Utc>,
+    /// `None` when the row no longer says when (a cancellation cleared).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Integer)]
     pub program_id: i32,
     #[diesel(sql_type = Nullable<Bpchar>)]
@@ -124,7 +125,10 @@ impl EventRow {
         };
         Entry {
             amount_cents: self.face_value_cents.map(|c| sign * c),
-            at: self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            at: self
+                .at
+                .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+                .unwrap_or_default(),
             kind: self.kind.clone(),
             number: self.number,
             position: self.position,
