@@ -109,7 +109,13 @@ describe('the scan page witnesses the public log', () => {
     await login(page, server, ACCOUNTS.venue);
     await page.getByLabel('Nom de ce téléphone').fill('Téléphone témoin');
     await page.getByRole('button', { name: 'Activer ce téléphone' }).click();
-    await page.getByText(`Journal public vérifié · ${seen} inscriptions`).waitFor();
+    await page.locator('#scan-app[data-ready="true"]').waitFor();
+    try {
+      await page.getByText(`Journal public vérifié · ${seen} inscriptions`).waitFor();
+    } catch (error) {
+      const shown = await page.evaluate(() => [document.getElementById('log-status')?.outerHTML, document.getElementById('log-alarm')?.outerHTML, document.getElementById('network')?.textContent]);
+      throw new Error(`${error.message}\npage: ${JSON.stringify(shown)}\nserver: ${server.log().slice(-3000)}`);
+    }
     for (let i = 0; i < 2; i++) await redeemOne(server, issuer, venue);
     seen = sizeOf(await checkpointOf(server, seen + 2));
     await page.reload();
@@ -120,7 +126,9 @@ describe('the scan page witnesses the public log', () => {
   });
 
   test('a forked log, signed with the log key, raises the alarm and reports it', async () => {
-    const vkey = await (await fetch(server.url('/log/key'))).text();
+    const res = await fetch(server.url('/log/key'));
+    const vkey = await res.text();
+    assert.equal(res.status, 200, vkey);
     const key = logKey(server, vkey);
     // One more entry than the phone saw, none of them those it saw.
     const entries = Array.from({ length: seen + 1 }, (_, i) => Buffer.from(`{"kind":"redeemed","forged":${i}}`));
