@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::PasswordQueue;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::keys::KeyRing;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
     pub mailer: Mailer,
+    /// The instance's password checks and hashes (its CPU, not shared state).
+    pub passwords: Arc<PasswordQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,7 @@ impl AppState {
             pool,
             keys,
             mailer,
+            passwords: Arc::new(PasswordQueue::for_this_machine()),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod books;
+pub mod client;
 pub mod health;
 pub mod json;
 pub mod keys;
@@ -12,10 +13,12 @@ pub mod organisations;
 pub mod pagination;
 pub mod problem;
 pub mod programs;
+pub mod query;
 pub mod redemptions;
 pub mod request_log;
 pub mod session;
 pub mod statements;
+pub mod text;
 pub mod users;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -205,6 +208,16 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     let mut problem = ApiError::new(kind, detail).error_response();
     // Keep the status the framework chose, even where our type maps it elsewhere.
     *problem.status_mut() = status;
+    // RFC 9110: a 405 names the methods the resource takes.
+    let allowed = (kind == ProblemType::MethodNotAllowed)
+        .then(|| res.request().match_pattern())
+        .flatten()
+        .and_then(|pattern| openapi::allowed_methods(&pattern));
+    if let Some(methods) = allowed {
+        problem
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(methods));
+    }
     let (req, _) = res.into_parts();
     let res = ServiceResponse::new(req, problem.map_into_boxed_body());
     Ok(ErrorHandlerResponse::Response(res.map_into_right_body()))

@@ -91,6 +91,7 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
         pool,
         keys: std::sync::Arc::new(keys),
         mailer: passnum::mail::Mailer::new(None, "test@example.org").unwrap(),
+        passwords: std::sync::Arc::new(passnum::auth::password::PasswordQueue::for_this_machine()),
     };
     let server = passnum::app::Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());
