@@ -134,8 +134,8 @@ pub enum KeyError {
     BadPrivateKey { path: PathBuf, reason: String },
     #[error(
         "all 256 kids are taken: each by the active key of a purpose, a key that signed a \
-         voucher or a statement, or a withdrawn voucher key; no new key can be made \
-         (docs/voucher-format.md, section Keys)"
+         voucher or a statement, a withdrawn voucher key, or a key retired less than a day \
+         ago; no new key can be made now (docs/voucher-format.md, section Keys)"
     )]
     KidsExhausted,
     #[error("no key has kid {0}")]
@@ -542,16 +542,26 @@ async fn retire_active(conn: &mut AsyncPgConnection, purpose: Purpose) -> Result
     Ok(())
 }
 
+/// A retired key's kid is free again this long after it retired, if nothing
+/// refers to it: by then every scanner phone online has fetched the JWK Set
+/// again (it does at each sync, every three minutes) and forgotten the old
+/// key, so none judges a new voucher with it.
+pub const REUSE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Frees the kid of the retired key that no voucher and no statement refers
-/// to (the one retired longest ago), for a new key: its row and its private
-/// file go. A kid that signed something never changes meaning, and foreign
-/// keys hold that in the database too; a withdrawn kid is never reused, as
-/// offline scanners keep refusing it for good. See docs/voucher-format.md.
+/// to (the one retired longest ago, a day ago at least), for a new key: its
+/// row and its private file go. A kid that signed something never changes
+/// meaning, and foreign keys hold that in the database too; a withdrawn kid
+/// is never reused, as offline scanners keep refusing it for good. See
+/// docs/voucher-format.md.
 async fn reuse_kid(conn: &mut AsyncPgConnection, dir: &Path) -> Result<u8, KeyError> {
     use crate::db::schema::{statements, vouchers};
     use diesel::dsl::{exists, not};
+    let retired_before =
+        Utc::now() - chrono::Duration::from_std(REUSE_AFTER).unwrap_or(chrono::Duration::days(1));
     let kid: i16 = signing_keys::table
         .filter(signing_keys::status.eq(KeyStatus::Retired.as_str()))
+        .filter(signing_keys::retired_at.lt(retired_before))
         .filter(not(exists(
             vouchers::table.filter(vouchers::kid.eq(signing_keys::kid)),
         )))
