@@ -74,6 +74,11 @@ impl PasswordQueue {
         self.workers
     }
 
+    /// Whether every place is taken.
+    pub fn is_full(&self) -> bool {
+        self.places.available_permits() == 0
+    }
+
     /// A place in the queue, or `None` when it is full.
     pub fn enter(&self) -> Option<Place> {
         self.places

@@ -128,6 +128,24 @@ pub async fn succeeded(
     Ok(())
 }
 
+/// Takes back the failure an admitted attempt was counted as, when the
+/// attempt could not be made after all (the password queue was full).
+pub async fn not_made(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    client: IpAddr,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE login_throttle SET failures = GREATEST(failures - 1, 0)
+          WHERE (scope = 'client' AND key = $1) OR (scope = 'email' AND key = $2)",
+    )
+    .bind::<Text, _>(client.to_string())
+    .bind::<Text, _>(email)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Rows whose failures are forgotten serve nobody (`passnum purge`).
 pub async fn forget_old(conn: &mut AsyncPgConnection) -> diesel::QueryResult<usize> {
     diesel::sql_query(

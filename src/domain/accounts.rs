@@ -228,8 +228,13 @@ pub async fn authenticate(
             "Wrong email or password.",
         ));
     }
-    let place = passwords.enter().ok_or_else(busy)?;
-    let row: Option<(i64, String, Option<DateTime<Utc>>)> = {
+    // A full queue turns a login away before it costs anything (a flood from
+    // many addresses); a flood from one address is refused by throttling
+    // below without ever taking a place.
+    if passwords.is_full() {
+        return Err(busy());
+    }
+    let (row, place) = {
         let mut conn = pool.get().await?;
         if let Admission::Wait { secs } = throttle::admit(&mut conn, &email, client).await? {
             let mut e = ApiError::new(
@@ -239,12 +244,18 @@ pub async fn authenticate(
             e.retry_after_secs = Some(secs);
             return Err(e);
         }
-        users::table
+        let Some(place) = passwords.enter() else {
+            // Filled meanwhile: the attempt was not made, so it does not count.
+            throttle::not_made(&mut conn, &email, client).await?;
+            return Err(busy());
+        };
+        let row: Option<(i64, String, Option<DateTime<Utc>>)> = users::table
             .filter(users::email.eq(&email))
             .select((users::id, users::password_hash, users::deactivated_at))
             .first(&mut conn)
             .await
-            .optional()?
+            .optional()?;
+        (row, place)
     };
     let stored = row
         .as_ref()
