@@ -912,6 +912,27 @@ async fn twenty_concurrent_wrong_passwords_give_at_most_five_unauthorized() {
     }
 }
 
+/// The same for one address (limit 30): 45 concurrent guesses for as many
+/// accounts got through.
+#[tokio::test]
+async fn forty_five_concurrent_guesses_from_one_address_give_at_most_thirty_unauthorized() {
+    let app = spawn_app().await;
+    fixture(&app).await;
+    let emails: Vec<String> = (0..45).map(|i| format!("nobody{i}@example.org")).collect();
+    let attempts = emails.iter().map(|email| login(&app, email, "guess", None));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    assert!(unauthorized <= 30, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+}
+
 /// Failures for other e-mails locked a different user out of the same
 /// address; behind a proxy everyone shares one. With the proxy trusted, each
 /// client has its own address, and another address is never refused for them.
@@ -1114,4 +1135,3 @@ async fn a_wrong_method_names_the_allowed_ones() {
     );
     expect_problem(res, 405, "method-not-allowed").await;
 }
-

@@ -144,7 +144,12 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
     TestApp {
         address,
         state,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped before the server's keep-alive (5 s)
+        // closes them: reusing one just as it closes fails the request.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .expect("a client"),
         server,
     }
 }
