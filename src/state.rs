@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::auth::password::PasswordQueue;
+use crate::auth::throttle::Throttle;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::keys::KeyRing;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The instance's password checks and hashes (its CPU, not shared state).
     pub passwords: Arc<PasswordQueue>,
+    /// The instance's share of login throttling (database slots, waits known).
+    pub throttle: Arc<Throttle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +44,12 @@ impl AppState {
         keys.prepare(!config.is_production()).await?;
         let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
         Ok(AppState {
-            config: Arc::new(config),
             pool,
             keys,
             mailer,
             passwords: Arc::new(PasswordQueue::for_this_machine()),
+            throttle: Arc::new(Throttle::for_pool(config.db_pool_size, config.db_timeout)),
+            config: Arc::new(config),
         })
     }
 }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::organisations::{self, Organisation};
 use crate::auth::password::{self, PasswordQueue};
-use crate::auth::throttle::{self, Admission};
+use crate::auth::throttle::{self, Admission, Throttle};
 use crate::auth::Role;
 use crate::db::schema::{organisations as orgs, users};
 use crate::db::Pool;
@@ -107,6 +107,15 @@ pub async fn hash_off_thread(password: String) -> Result<String, ApiError> {
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn rate_limited(secs: u64) -> ApiError {
+    let mut e = ApiError::new(
+        ProblemType::RateLimited,
+        format!("Too many failed logins; wait {secs} seconds and try again."),
+    );
+    e.retry_after_secs = Some(secs);
+    e
 }
 
 /// Every place of the password queue is taken: come back in a moment.
@@ -214,6 +223,7 @@ pub async fn account(
 pub async fn authenticate(
     pool: &Pool,
     passwords: &PasswordQueue,
+    throttle: &Throttle,
     email: &str,
     password: String,
     client: IpAddr,
@@ -229,20 +239,19 @@ pub async fn authenticate(
         ));
     }
     // A full queue turns a login away before it costs anything (a flood from
-    // many addresses); a flood from one address is refused by throttling
-    // below without ever taking a place.
+    // many addresses), and so does a wait the database gave already (a flood
+    // from one address): neither takes a connection.
     if passwords.is_full() {
         return Err(busy());
     }
+    if let Some(secs) = throttle.known_wait(&email, client) {
+        return Err(rate_limited(secs));
+    }
     let (row, place) = {
+        let _slot = throttle.database_slot().await.ok_or_else(busy)?;
         let mut conn = pool.get().await?;
-        if let Admission::Wait { secs } = throttle::admit(&mut conn, &email, client).await? {
-            let mut e = ApiError::new(
-                ProblemType::RateLimited,
-                format!("Too many failed logins; wait {secs} seconds and try again."),
-            );
-            e.retry_after_secs = Some(secs);
-            return Err(e);
+        if let Admission::Wait { secs } = throttle.admit(&mut conn, &email, client).await? {
+            return Err(rate_limited(secs));
         }
         let Some(place) = passwords.enter() else {
             // Filled meanwhile: the attempt was not made, so it does not count.

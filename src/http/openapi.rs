@@ -317,14 +317,6 @@ impl Modify for Problems {
     }
 }
 
-/// One line of text, no control character (`http::text`).
-const ONE_LINE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
-const ONE_LINE_NOT_BLANK: &str =
-    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
-/// Free text: tabs and line breaks too.
-const FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
-const FREE_TEXT_NOT_BLANK: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
-
 /// Writes the text rule into every string a request carries that has no
 /// pattern, format or enum of its own: the body schemas (and the schemas
 /// they refer to) and the query parameters. A field with a minimum length
@@ -388,15 +380,7 @@ fn constrain(schema: &mut RefOr<Schema>, field: &str, referred: &mut BTreeSet<St
             {
                 let free = super::text::allows_line_breaks(field);
                 let not_blank = object.min_length.is_some_and(|min| min >= 1);
-                object.pattern = Some(
-                    match (free, not_blank) {
-                        (false, false) => ONE_LINE,
-                        (false, true) => ONE_LINE_NOT_BLANK,
-                        (true, false) => FREE_TEXT,
-                        (true, true) => FREE_TEXT_NOT_BLANK,
-                    }
-                    .to_owned(),
-                );
+                object.pattern = Some(super::text::pattern(free, not_blank).to_owned());
             }
             let names: Vec<String> = object.properties.keys().cloned().collect();
             for name in names {

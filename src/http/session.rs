@@ -53,6 +53,7 @@ pub async fn token(
     let account = accounts::authenticate(
         &state.pool,
         &state.passwords,
+        &state.throttle,
         &login.email,
         login.password,
         client,

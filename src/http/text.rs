@@ -44,6 +44,20 @@ pub fn check(field: &str, text: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The same rule as a JSON Schema pattern (ECMA-262), for the OpenAPI
+/// document: one line or free text, and not blank where the server trims
+/// the text and wants something left.
+pub fn pattern(free_text: bool, not_blank: bool) -> &'static str {
+    match (free_text, not_blank) {
+        (false, false) => r"^[^\x00-\x1F\x7F-\x9F]*$",
+        (false, true) => r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        (true, false) => r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        (true, true) => {
+            r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        }
+    }
+}
+
 /// Checks every string of a JSON document, names of members included.
 pub fn check_json(value: &Value) -> Result<(), ApiError> {
     walk(value, &mut String::new())

@@ -178,6 +178,7 @@ pub async fn submit(
     let outcome = accounts::authenticate(
         &state.pool,
         &state.passwords,
+        &state.throttle,
         &login.email,
         login.password,
         client,
