@@ -225,7 +225,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.kind.status().is_server_error() {
+        // `unavailable` is said where it arises (a lost database, a mail
+        // server down); a full login queue in a flood is not worth a line each.
+        if self.kind == ProblemType::Internal {
             tracing::error!(problem = self.kind.slug(), detail = %self.detail, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -284,6 +286,7 @@ impl From<diesel::result::Error> for ApiError {
 }
 
 fn lost_connection() -> ApiError {
+    tracing::warn!("the database connection was lost");
     ApiError::unavailable("The database connection was lost; try again shortly.")
 }
 

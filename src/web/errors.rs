@@ -127,7 +127,7 @@ impl ResponseError for PageError {
                 "Un champ contient un caractère invisible qui n'y a pas sa place (souvent venu d'un copier-coller). Revenez à la page précédente, retapez ce champ et recommencez.",
             ),
             PageError::Api(e) => {
-                if e.kind.status().is_server_error() {
+                if e.kind == ProblemType::Internal {
                     tracing::error!(problem = e.kind.slug(), detail = %e.detail, "page failed");
                 }
                 ("Action impossible", explain(e.kind))
