@@ -16,7 +16,8 @@ use crate::voucher::SignedVoucher;
 ///
 /// Configuration comes from the environment (DATABASE_URL, PASSNUM_ENV,
 /// PASSNUM_DATA_DIR, PASSNUM_BIND, PASSNUM_KEYS_DIR, PASSNUM_SMTP_URL,
-/// PASSNUM_PUBLIC_URL, PASSNUM_METRICS_BIND, PASSNUM_LOG_FORMAT); see README.md.
+/// PASSNUM_PUBLIC_URL, PASSNUM_METRICS_BIND, PASSNUM_LOG_FORMAT,
+/// PASSNUM_DATABASE_READ_URL, PASSNUM_SHUTDOWN_TIMEOUT_SECS); see README.md.
 #[derive(Debug, Parser)]
 #[command(name = "passnum", version)]
 pub struct Cli {
@@ -438,8 +439,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     let bind = state.config.bind;
     let app = Application::build(state).with_context(|| format!("cannot listen on {bind}"))?;
-    tracing::info!("passnum serves on http://{bind}");
+    tracing::info!("passnum serves on http://{}:{}", bind.ip(), app.port());
+    let signals = tokio::spawn(app.shutdown().stop_on_signals());
     app.run_until_stopped().await?;
+    signals.abort();
     tracing::info!("server stopped");
     database.close()
 }

@@ -26,6 +26,9 @@ pub struct Config {
     pub environment: Environment,
     /// `None` in development means the embedded cluster under `data_dir`.
     pub database_url: Option<String>,
+    /// A hot standby for reads that decide no money (lists, stats, statement
+    /// downloads); `None`: everything reads from `database_url`.
+    pub database_read_url: Option<String>,
     pub data_dir: PathBuf,
     pub bind: SocketAddr,
     pub keys_dir: PathBuf,
@@ -39,6 +42,11 @@ pub struct Config {
     pub db_pool_size: usize,
     /// How long a request waits for the database before answering `unavailable`.
     pub db_timeout: Duration,
+    /// On SIGTERM, how long requests in flight may take to finish before the server exits.
+    pub shutdown_timeout: Duration,
+    /// Group commit of online redemptions: how many groups may be written at
+    /// once; 0 writes each redemption on its own.
+    pub group_commit: usize,
     /// Lifetime of login tokens.
     pub token_ttl_secs: i64,
     /// How long a venue may cancel a redemption it made.
@@ -64,6 +72,8 @@ pub enum ConfigError {
          postgres://passnum@db.example.org/passnum); the embedded cluster is for development only"
     )]
     ProductionWithoutDatabase,
+    #[error("PASSNUM_DATABASE_READ_URL names a standby of DATABASE_URL, which is not set")]
+    ReadUrlWithoutDatabase,
 }
 
 impl Config {
@@ -120,10 +130,16 @@ impl Config {
                 .map_err(|e| invalid("PASSNUM_TRUSTED_PROXIES", &v, e))?,
             None => Vec::new(),
         };
+        let shutdown_timeout_secs: u64 = parse(&get, "PASSNUM_SHUTDOWN_TIMEOUT_SECS", "30")?;
+        let database_read_url = get("PASSNUM_DATABASE_READ_URL");
+        if database_read_url.is_some() && database_url.is_none() {
+            return Err(ConfigError::ReadUrlWithoutDatabase);
+        }
 
         Ok(Config {
             environment,
             database_url,
+            database_read_url,
             data_dir: PathBuf::from(get("PASSNUM_DATA_DIR").unwrap_or_else(|| ".data".into())),
             bind,
             keys_dir: PathBuf::from(get("PASSNUM_KEYS_DIR").unwrap_or_else(|| "keys".into())),
@@ -133,6 +149,8 @@ impl Config {
             log_format,
             db_pool_size: parse(&get, "PASSNUM_DB_POOL_SIZE", "16")?,
             db_timeout: Duration::from_millis(db_timeout_ms),
+            shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
+            group_commit: parse(&get, "PASSNUM_GROUP_COMMIT", "0")?,
             token_ttl_secs: parse(&get, "PASSNUM_TOKEN_TTL_SECS", "900")?,
             cancel_window_hours: parse(&get, "PASSNUM_CANCEL_WINDOW_HOURS", "24")?,
             mail_from: get("PASSNUM_MAIL_FROM").unwrap_or_else(|| {
@@ -218,6 +236,26 @@ mod tests {
         assert!(
             err.to_string().starts_with("PASSNUM_TRUSTED_PROXIES="),
             "{err}"
+        );
+        assert!(config(&[("PASSNUM_SHUTDOWN_TIMEOUT_SECS", "-1")]).is_err());
+    }
+
+    #[test]
+    fn shutdown_waits_30_seconds_and_reads_need_a_primary() {
+        assert_eq!(
+            config(&[]).unwrap().shutdown_timeout,
+            Duration::from_secs(30)
+        );
+        let err = config(&[("PASSNUM_DATABASE_READ_URL", "postgres://standby/db")]).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        let c = config(&[
+            ("DATABASE_URL", "postgres://primary/db"),
+            ("PASSNUM_DATABASE_READ_URL", "postgres://standby/db"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database_read_url.as_deref(),
+            Some("postgres://standby/db")
         );
     }
 

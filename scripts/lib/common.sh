@@ -67,5 +67,23 @@ ensure_python_module() {
   python3 -c "import $module" || die "python3 cannot import $module"
 }
 
+# The Factur-X validators in a virtual environment of their own, installed
+# from PyPI at the pinned versions when the environment lacks them (the
+# requirements file's digest is kept beside it); prints its python.
+ensure_facturx_validators() {
+  local venv requirements wanted
+  venv="$(target_dir)/facturx-venv"
+  requirements="$(repo_root)/tests/independent/facturx-requirements.txt"
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
+    say "installing the Factur-X validators (factur-x, saxonche, pikepdf)"
+    command -v python3 >/dev/null || ensure_debian_packages python3
+    python3 -m venv "$venv" 2>/dev/null || { ensure_debian_packages python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2
+    echo "$wanted" >"$venv/.requirements"
+  fi
+  echo "$venv/bin/python"
+}
+
 # The directory cargo builds into.
 target_dir() { echo "${CARGO_TARGET_DIR:-$(repo_root)/target}"; }

@@ -1,6 +1,7 @@
 //! Who is calling: passwords (argon2id), login tokens (EdDSA JWT signed by the
 //! key ring's login key) and login throttling.
 
+pub mod callers;
 pub mod password;
 pub mod throttle;
 pub mod token;

@@ -18,7 +18,7 @@ use nix::unistd::{Gid, Uid, User};
 
 /// The longest Unix socket path the kernel accepts, less the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
-const SOCKET_NAME: &str = ".s.PGSQL.5432";
+const DEFAULT_PORT: u16 = 5432;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -58,10 +58,23 @@ pub enum Durability {
     Throwaway,
 }
 
+/// What a test cluster changes from the embedded one: a loopback TCP port
+/// (TLS, several hosts, standbys need one), more settings, its own `pg_hba.conf`.
+#[derive(Debug, Clone, Default)]
+pub struct Tweaks {
+    /// Listen on 127.0.0.1 at this port (its Unix socket takes the same number).
+    pub tcp_port: Option<u16>,
+    /// Lines appended to the settings written at every start.
+    pub settings: String,
+    /// The whole `pg_hba.conf`, written before the cluster starts.
+    pub hba: Option<String>,
+}
+
 /// A running cluster. Dropping the owner stops it.
 #[derive(Debug)]
 pub struct EmbeddedCluster {
     dir: PathBuf,
+    port: u16,
     bindir: PathBuf,
     run_as: Option<User>,
     /// Held for as long as this process owns the data directory.
@@ -72,11 +85,21 @@ impl EmbeddedCluster {
     /// Starts the cluster under `dir`, initialising it the first time, and takes
     /// the directory's lock so that a second passnum gets a clear error.
     pub fn start(dir: &Path, durability: Durability) -> Result<Self, ClusterError> {
+        Self::start_with(dir, durability, &Tweaks::default())
+    }
+
+    /// `start`, with the changes a test cluster needs.
+    pub fn start_with(
+        dir: &Path,
+        durability: Durability,
+        tweaks: &Tweaks,
+    ) -> Result<Self, ClusterError> {
         fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let dir = dir
             .canonicalize()
             .map_err(io(format!("cannot resolve {}", dir.display())))?;
-        let socket = dir.join(SOCKET_NAME);
+        let port = tweaks.tcp_port.unwrap_or(DEFAULT_PORT);
+        let socket = dir.join(format!(".s.PGSQL.{port}"));
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(ClusterError::SocketPathTooLong(socket));
         }
@@ -85,6 +108,7 @@ impl EmbeddedCluster {
         let cluster = EmbeddedCluster {
             bindir: find_bindir()?,
             dir,
+            port,
             run_as,
             lock: Some(lock),
         };
@@ -92,7 +116,7 @@ impl EmbeddedCluster {
         if !cluster.pgdata().join("PG_VERSION").exists() {
             cluster.initdb()?;
         }
-        cluster.write_settings(durability)?;
+        cluster.write_settings(durability, tweaks)?;
         match cluster.postmaster() {
             // Left running by a passnum that was killed: adopt it.
             Postmaster::Alive => {
@@ -111,7 +135,7 @@ impl EmbeddedCluster {
 
     /// The connection string of database `name` on this cluster's socket.
     pub fn database_url(&self, name: &str) -> String {
-        connection_string(&self.dir, name)
+        connection_string(&self.dir, self.port, name)
     }
 
     /// The connection string of database `name` on the cluster under `dir`,
@@ -120,11 +144,47 @@ impl EmbeddedCluster {
         let dir = dir
             .canonicalize()
             .map_err(io(format!("cannot resolve {}", dir.display())))?;
-        Ok(connection_string(&dir, name))
+        Ok(connection_string(&dir, DEFAULT_PORT, name))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Copies this running cluster into `dir` with `pg_basebackup`, set up
+    /// as its streaming standby; `start_with` on `dir` then starts it.
+    pub fn base_backup_into(&self, dir: &Path) -> Result<(), ClusterError> {
+        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        if let Some(user) = &self.run_as {
+            nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
+                .map_err(|e| io(format!("cannot give {} to postgres", dir.display()))(e.into()))?;
+        }
+        let target = dir.join("pg");
+        let source = format!(
+            "host={} port={} user=postgres",
+            self.dir.display(),
+            self.port
+        );
+        let out = self.run(
+            "pg_basebackup",
+            &[
+                "-D".as_ref(),
+                target.as_os_str(),
+                "-d".as_ref(),
+                source.as_ref(),
+                "-R".as_ref(),
+                "-X".as_ref(),
+                "stream".as_ref(),
+                "-c".as_ref(),
+                "fast".as_ref(),
+            ],
+        )?;
+        check("pg_basebackup", out)
+    }
+
+    /// The operating-system user the cluster runs as (`postgres` when we are root).
+    pub fn run_as(&self) -> Option<&User> {
+        self.run_as.as_ref()
     }
 
     /// Stops the cluster (fast shutdown: sessions are disconnected, nothing is lost).
@@ -218,18 +278,32 @@ impl EmbeddedCluster {
     }
 
     /// Settings rewritten at every start, so a moved data directory still works.
-    fn write_settings(&self, durability: Durability) -> Result<(), ClusterError> {
+    fn write_settings(&self, durability: Durability, tweaks: &Tweaks) -> Result<(), ClusterError> {
+        let listen = match tweaks.tcp_port {
+            Some(_) => "127.0.0.1",
+            None => "",
+        };
         let mut settings = format!(
-            "# Written by passnum at every start.\nlisten_addresses = ''\nunix_socket_directories = '{}'\nmax_connections = 200\n",
+            "# Written by passnum at every start.\nlisten_addresses = '{listen}'\nport = {}\nunix_socket_directories = '{}'\nmax_connections = 200\n",
+            self.port,
             self.dir.to_string_lossy().replace('\'', "''")
         );
         if durability == Durability::Throwaway {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
-        let path = self.pgdata().join("passnum.conf");
-        fs::write(&path, settings).map_err(io(format!("cannot write {}", path.display())))?;
+        settings.push_str(&tweaks.settings);
+        self.write_owned(&self.pgdata().join("passnum.conf"), &settings)?;
+        if let Some(hba) = &tweaks.hba {
+            self.write_owned(&self.pgdata().join("pg_hba.conf"), hba)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file the cluster's user owns.
+    fn write_owned(&self, path: &Path, text: &str) -> Result<(), ClusterError> {
+        fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
         if let Some(user) = &self.run_as {
-            nix::unistd::chown(&path, Some(user.uid), Some(user.gid))
+            nix::unistd::chown(path, Some(user.uid), Some(user.gid))
                 .map_err(|e| io(format!("cannot give {} to postgres", path.display()))(e.into()))?;
         }
         Ok(())
@@ -420,13 +494,13 @@ fn check(action: &str, out: Output) -> Result<(), ClusterError> {
     })
 }
 
-fn connection_string(socket_dir: &Path, name: &str) -> String {
+fn connection_string(socket_dir: &Path, port: u16, name: &str) -> String {
     // Quoted as libpq key=value strings want, so any path works.
     let quoted = socket_dir
         .to_string_lossy()
         .replace('\\', "\\\\")
         .replace('\'', "\\'");
-    format!("host='{quoted}' user=postgres dbname={name} connect_timeout=5")
+    format!("host='{quoted}' port={port} user=postgres dbname={name} connect_timeout=5")
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {

@@ -1,6 +1,8 @@
 //! Migrations, embedded in the binary and applied under an advisory lock.
 
-use diesel::{sql_types::BigInt, Connection, RunQueryDsl};
+use std::time::Duration;
+
+use diesel::{sql_types::BigInt, RunQueryDsl};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -28,7 +30,7 @@ pub async fn migrate(database_url: &str) -> Result<usize, DbError> {
             .map_err(|e| DbError::Migration(format!("cannot start a runtime: {e}")))
             .and_then(|runtime| {
                 let _context = runtime.enter();
-                migrate_blocking(&url)
+                migrate_blocking(&runtime, &url)
             });
         let _ = tx.send(outcome);
     });
@@ -36,10 +38,14 @@ pub async fn migrate(database_url: &str) -> Result<usize, DbError> {
         .map_err(|_| DbError::Migration("the migration thread died".into()))?
 }
 
-fn migrate_blocking(url: &str) -> Result<usize, DbError> {
+/// How long migrations wait for each host when the string sets no `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn migrate_blocking(runtime: &tokio::runtime::Runtime, url: &str) -> Result<usize, DbError> {
     let fail = |e: &dyn std::fmt::Display| DbError::Migration(e.to_string());
-    let mut conn =
-        AsyncConnectionWrapper::<AsyncPgConnection>::establish(url).map_err(|e| fail(&e))?;
+    // The same connection as the pool's: TLS settings, hosts, session attributes.
+    let conn = runtime.block_on(super::connect(url, CONNECT_TIMEOUT))?;
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
         .execute(&mut conn)

@@ -4,15 +4,19 @@
 //! no request ever blocks a worker thread on the database; see
 //! docs/architecture.md for why.
 
+mod connect;
 pub mod embedded;
 mod migrate;
+pub mod prepared;
 pub mod schema;
+mod tls;
 
+pub use connect::{connect, ConnectOptions};
 pub use migrate::{migrate, MIGRATIONS};
 
 use std::time::Duration;
 
-use diesel::{ConnectionError, ConnectionResult, QueryableByName};
+use diesel::QueryableByName;
 use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -22,17 +26,32 @@ pub type Connection = Object<AsyncPgConnection>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Connect(String),
     #[error("cannot build the database pool: {0}")]
     Pool(String),
     #[error("migrations failed: {0}")]
     Migration(String),
 }
 
-/// Builds the pool. Connections are made lazily, so a database that is down at
-/// start-up or later only makes requests fail with `unavailable` until it is back.
+/// Builds the pool: the one place connections are made and checked out.
+/// Connections are made lazily, so a database that is down at start-up or
+/// later only makes requests fail with `unavailable` until it is back; after a
+/// failover, broken connections are dropped at checkout and new ones find the
+/// new primary among the string's hosts (`target_session_attrs=read-write`).
 pub fn pool(database_url: &str, size: usize, timeout: Duration) -> Result<Pool, DbError> {
+    let options = ConnectOptions::parse(database_url)?;
     let mut config = ManagerConfig::default();
-    config.custom_setup = Box::new(move |url| Box::pin(connect(url.to_owned(), timeout)));
+    config.custom_setup = Box::new(move |_url| {
+        let options = options.clone();
+        Box::pin(async move { options.connect(timeout).await })
+    });
+    // No test query at each checkout: a connection the server closed is
+    // dropped then (it knows it is closed), and one that fails in use
+    // answers `unavailable` and is dropped, the pool opening a new one.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     DeadPool::builder(manager)
@@ -43,23 +62,6 @@ pub fn pool(database_url: &str, size: usize, timeout: Duration) -> Result<Pool, 
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Pool(e.to_string()))
-}
-
-/// Opens one connection with a bounded connect time, so a vanished server
-/// answers quickly instead of hanging a request.
-async fn connect(url: String, timeout: Duration) -> ConnectionResult<AsyncPgConnection> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(timeout);
-    }
-    config.application_name("passnum");
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
 }
 
 /// Why the service is not ready.
@@ -113,12 +115,9 @@ pub async fn check_ready(pool: &Pool) -> Result<(), NotReady> {
 
 /// Creates database `name` on the server `admin_url` points at, unless it exists.
 pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(), DbError> {
-    use diesel_async::AsyncConnection;
     let fail =
         |e: &dyn std::fmt::Display| DbError::Pool(format!("cannot create database {name}: {e}"));
-    let mut conn = AsyncPgConnection::establish(admin_url)
-        .await
-        .map_err(|e| fail(&e))?;
+    let mut conn = connect(admin_url, Duration::from_secs(10)).await?;
     #[derive(QueryableByName)]
     struct Exists {
         #[diesel(sql_type = diesel::sql_types::Bool)]

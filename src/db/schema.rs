@@ -101,6 +101,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         replaces_book_id -> Nullable<BigInt>,
         created_at -> Timestamptz,
+        lineage_id -> BigInt,
     }
 }
 
@@ -115,6 +116,7 @@ diesel::table! {
         face_value_cents -> BigInt,
         code -> Text,
         replaces_voucher_id -> Nullable<BigInt>,
+        lineage_id -> BigInt,
     }
 }
 
@@ -143,12 +145,13 @@ diesel::table! {
         held_on -> Date,
         duration_minutes -> Integer,
         face_value_cents -> BigInt,
-        existing_redemption_id -> BigInt,
+        existing_redemption_id -> Nullable<BigInt>,
         created_at -> Timestamptz,
         decision -> Nullable<Text>,
         decided_at -> Nullable<Timestamptz>,
         decided_by_user_id -> Nullable<BigInt>,
         decision_reason -> Nullable<Text>,
+        kind -> Text,
     }
 }
 
@@ -260,6 +263,9 @@ diesel::table! {
         reverse_reason -> Nullable<Text>,
         redeemed_by_device_id -> Nullable<BigInt>,
         conflict_id -> Nullable<BigInt>,
+        lineage_id -> BigInt,
+        position -> SmallInt,
+        second_payment -> Bool,
     }
 }
 
@@ -313,6 +319,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     statement_payments,
     statement_carries,
     web_sessions,
+    venue_invoicing,
+    program_invoicing,
+    invoices,
+    invoice_corrections,
 );
 
 diesel::table! {
@@ -327,3 +337,58 @@ diesel::table! {
 }
 
 diesel::joinable!(web_sessions -> users (user_id));
+
+diesel::table! {
+    venue_invoicing (organisation_id) {
+        organisation_id -> BigInt,
+        legal_name -> Text,
+        address -> Text,
+        postcode -> Text,
+        city -> Text,
+        vat_regime -> Text,
+        vat_exemption_reason -> Nullable<Text>,
+        vat_number -> Nullable<Text>,
+        vat_rate_basis_points -> Nullable<Integer>,
+        iban -> Text,
+        bic -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by_user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    program_invoicing (program_id) {
+        program_id -> Integer,
+        buyer_siret -> Text,
+        service_code -> Nullable<Text>,
+        engagement_number -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by_user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> BigInt,
+        statement_id -> BigInt,
+        venue_organisation_id -> BigInt,
+        type_code -> SmallInt,
+        sequence -> Integer,
+        number -> Text,
+        issued_on -> Date,
+        issued_at -> Timestamptz,
+        total_cents -> BigInt,
+        document -> Jsonb,
+        xml -> Binary,
+    }
+}
+
+diesel::table! {
+    invoice_corrections (credit_note_id, invoice_id) {
+        credit_note_id -> BigInt,
+        invoice_id -> BigInt,
+    }
+}
+
+diesel::joinable!(venue_invoicing -> organisations (organisation_id));
+diesel::joinable!(program_invoicing -> programs (program_id));

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::devices::Scanner;
-use super::redemptions::{self as r, ScannedCode, Workshop};
-use crate::db::schema::{conflicts, redemptions, scan_nonces};
+use super::redemptions::{self as r, ConflictKind, ScannedCode, Workshop};
+use crate::db::schema::conflicts;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::KeyRing;
 
@@ -49,17 +49,6 @@ pub enum Outcome {
     Duplicate,
     Conflict,
     Rejected,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Redeemed => "redeemed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Conflict => "conflict",
-            Outcome::Rejected => "rejected",
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -131,7 +120,13 @@ async fn judge_alone(
         ));
     }
     r::check_workshop(&item.workshop)?;
-    r::read_code(keys, &item.code).await
+    match r::read_code(keys, &item.code).await? {
+        ScannedCode::Typed(_) => Err(ApiError::new(
+            ProblemType::MalformedCode,
+            "A typed code carries no signature: it is redeemed online only.",
+        )),
+        signed => Ok(signed),
+    }
 }
 
 async fn process_item(
@@ -140,128 +135,55 @@ async fn process_item(
     scanner: &Scanner,
     item: &BatchItem,
 ) -> Result<BatchResult, ApiError> {
+    use diesel::sql_types::{BigInt, Date, Integer, Nullable, SmallInt, Text, Timestamptz};
     let nonce = item.nonce.as_str();
     if nonce.is_empty() || nonce.chars().count() > 100 {
         let e = ApiError::invalid_field("nonce", "1 to 100 characters");
         return Ok(result(nonce, Outcome::Rejected, None, Some(&e)));
     }
+    // What can be judged without the database is judged first; the scan's
+    // nonce is stored either way, with its outcome.
     let judged = judge_alone(keys, item, Utc::now()).await;
-    let venue = scanner.venue.id;
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        // The nonce first: a resent one (even by a batch running right now)
-        // waits here, then finds it taken.
-        let fresh = diesel::insert_into(scan_nonces::table)
-            .values((
-                scan_nonces::venue_organisation_id.eq(venue),
-                scan_nonces::nonce.eq(nonce),
-                scan_nonces::outcome.eq("pending"),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if fresh == 0 {
-            let stored: Option<i64> = scan_nonces::table
-                .find((venue, nonce))
-                .select(scan_nonces::redemption_id)
-                .first(conn)
-                .await?;
-            return Ok(result(nonce, Outcome::Duplicate, stored, None));
-        }
-        let outcome = match &judged {
-            Err(problem) => result(nonce, Outcome::Rejected, None, Some(problem)),
-            Ok(code) => judge(conn, scanner, code, item).await?,
-        };
-        diesel::update(scan_nonces::table.find((venue, nonce)))
-            .set((
-                scan_nonces::outcome.eq(outcome.outcome.as_str()),
-                scan_nonces::redemption_id.eq(outcome.redemption_id),
-                scan_nonces::problem.eq(&outcome.problem),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(outcome)
-    })
-    .await
-}
-
-/// The voucher's fate at the scan time, inside the item's transaction.
-async fn judge(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    code: &ScannedCode,
-    item: &BatchItem,
-) -> Result<BatchResult, ApiError> {
-    let nonce = item.nonce.as_str();
-    let rejected = |e: &ApiError| result(nonce, Outcome::Rejected, None, Some(e));
-    let facts = match r::find_voucher(conn, code).await {
-        Ok(facts) => facts,
-        Err(e) if e.kind == ProblemType::NotFound => return Ok(rejected(&e)),
-        Err(e) => return Err(e),
+    let (code, problem) = match &judged {
+        Ok(code) => (Some(code), None),
+        Err(e) => (None, Some(e.kind.slug())),
     };
-    let at = item.scanned_at;
-    let scan_day = at.with_timezone(&facts.tz()).date_naive();
-    if let Err(e) = r::check_held_on(item.workshop.held_on, scan_day) {
-        return Ok(rejected(&e));
-    }
-    for _ in 0..2 {
-        match r::live_redemption(conn, facts.voucher_id).await? {
-            Some((id, _, by)) if by == scanner.venue.id => {
-                return Ok(result(nonce, Outcome::Duplicate, Some(id), None))
-            }
-            Some((id, _, _)) => {
-                record_conflict(conn, scanner, &facts, item, id).await?;
-                return Ok(result(nonce, Outcome::Conflict, None, None));
-            }
-            None => {}
-        }
-        if let Some(problem) = r::refusal(&facts, None, &scanner.venue, at) {
-            return Ok(rejected(&problem));
-        }
-        if let Some((id, _)) = r::insert(conn, &facts, scanner, &item.workshop, at).await? {
-            r::audit(
-                conn,
-                "redeemed",
-                id,
-                facts.voucher_id,
-                scanner.actor(),
-                scanner.venue.id,
-                None,
-            )
-            .await?;
-            return Ok(result(nonce, Outcome::Redeemed, Some(id), None));
-        }
-        // Another redemption committed meanwhile: look again.
-    }
-    Err(ApiError::new(
-        ProblemType::Conflict,
-        "The voucher keeps changing; send the batch again.",
-    ))
-}
-
-async fn record_conflict(
-    conn: &mut AsyncPgConnection,
-    scanner: &Scanner,
-    facts: &r::Facts,
-    item: &BatchItem,
-    existing: i64,
-) -> QueryResult<()> {
-    diesel::insert_into(conflicts::table)
-        .values((
-            conflicts::voucher_id.eq(facts.voucher_id),
-            conflicts::program_id.eq(facts.program_id),
-            conflicts::venue_organisation_id.eq(scanner.venue.id),
-            conflicts::device_id.eq(scanner.device_id),
-            conflicts::user_id.eq(scanner.user_id),
-            conflicts::scanned_at.eq(item.scanned_at),
-            conflicts::theme.eq(&item.workshop.theme),
-            conflicts::held_on.eq(item.workshop.held_on),
-            conflicts::duration_minutes.eq(item.workshop.duration_minutes),
-            conflicts::face_value_cents.eq(facts.face_value_cents),
-            conflicts::existing_redemption_id.eq(existing),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    let (program, position, size, expires) =
+        code.map_or((None, None, None, None), r::signed_fields);
+    // One statement, one transaction: the nonce, then the judgement at the
+    // scan time (the database's `scan` and `redeem` functions).
+    struct Scan;
+    let j: r::Judgement = crate::db::prepared::Prepared::<Scan>::new(
+        "SELECT * FROM scan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind::<Text, _>(nonce.to_owned())
+    .bind::<BigInt, _>(code.map_or(-1, r::stored_id))
+    .bind::<Nullable<Integer>, _>(program)
+    .bind::<Nullable<SmallInt>, _>(position)
+    .bind::<Nullable<SmallInt>, _>(size)
+    .bind::<Nullable<Date>, _>(expires)
+    .bind::<BigInt, _>(scanner.venue.id)
+    .bind::<Nullable<BigInt>, _>(scanner.user_id)
+    .bind::<Nullable<BigInt>, _>(scanner.device_id)
+    .bind::<Timestamptz, _>(item.scanned_at)
+    .bind::<Text, _>(item.workshop.theme.clone())
+    .bind::<Date, _>(item.workshop.held_on)
+    .bind::<Integer, _>(item.workshop.duration_minutes)
+    .bind::<Nullable<Text>, _>(problem.map(str::to_owned))
+    .get_result(conn)
+    .await?;
+    let outcome = match j.outcome.as_str() {
+        "redeemed" => Outcome::Redeemed,
+        "duplicate" => Outcome::Duplicate,
+        "conflict" => Outcome::Conflict,
+        _ => Outcome::Rejected,
+    };
+    Ok(BatchResult {
+        nonce: nonce.to_owned(),
+        outcome,
+        redemption_id: j.redemption_id.filter(|_| outcome != Outcome::Conflict),
+        problem: j.problem.filter(|_| outcome == Outcome::Rejected),
+    })
 }
 
 /// An offline scan of a voucher another venue had redeemed.
@@ -279,7 +201,10 @@ pub struct Conflict {
     pub held_on: chrono::NaiveDate,
     pub duration_minutes: i32,
     pub face_value_cents: i64,
-    pub existing_redemption_id: i64,
+    /// Why it came to the funder: `redeemed_elsewhere` or `replaced`.
+    pub kind: String,
+    /// The position's live redemption when the scan arrived, if any.
+    pub existing_redemption_id: Option<i64>,
     pub decision: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
@@ -344,7 +269,8 @@ pub struct Resolution {
 }
 
 /// The funder decides: `pay` makes the scan a redemption of its own (paid
-/// on the next statement), at most once; `reject` never pays it.
+/// on the next statement), at most once (`conflict_id` is unique); `reject`
+/// never pays it.
 pub async fn resolve(
     conn: &mut AsyncPgConnection,
     conflict: &Conflict,
@@ -379,21 +305,7 @@ pub async fn resolve(
             ));
         }
         if pay {
-            // conflict_id is UNIQUE: a conflict is paid at most once.
-            diesel::insert_into(redemptions::table)
-                .values((
-                    redemptions::voucher_id.eq(conflict.voucher_id),
-                    redemptions::program_id.eq(conflict.program_id),
-                    redemptions::venue_organisation_id.eq(conflict.venue_organisation_id),
-                    redemptions::redeemed_at.eq(conflict.scanned_at),
-                    redemptions::theme.eq(&conflict.theme),
-                    redemptions::held_on.eq(conflict.held_on),
-                    redemptions::duration_minutes.eq(conflict.duration_minutes),
-                    redemptions::face_value_cents.eq(conflict.face_value_cents),
-                    redemptions::conflict_id.eq(id),
-                ))
-                .execute(conn)
-                .await?;
+            pay_conflict(conn, conflict).await?;
         }
         Ok(())
     })
@@ -401,4 +313,45 @@ pub async fn resolve(
     by_id(conn, id)
         .await?
         .ok_or_else(|| ApiError::internal("the conflict vanished"))
+}
+
+/// A paid scan takes its position if the position is free. If it is not, a
+/// scan of a voucher redeemed elsewhere becomes a second payment (the
+/// funder's explicit choice, outside `redemptions_one_per_position`), while a
+/// replaced voucher is never paid beside its replacement.
+async fn pay_conflict(conn: &mut AsyncPgConnection, conflict: &Conflict) -> Result<(), ApiError> {
+    use diesel::sql_types::{BigInt, Bool};
+    let insert = |second_payment: bool| {
+        diesel::sql_query(
+            "WITH r AS (
+                INSERT INTO redemptions (voucher_id, program_id, lineage_id, position, venue_organisation_id,
+                                         redeemed_at, theme, held_on, duration_minutes, face_value_cents,
+                                         conflict_id, second_payment)
+                SELECT c.voucher_id, c.program_id, v.lineage_id, v.position, c.venue_organisation_id,
+                       c.scanned_at, c.theme, c.held_on, c.duration_minutes, c.face_value_cents, c.id, $2
+                  FROM conflicts c JOIN vouchers v ON v.id = c.voucher_id
+                 WHERE c.id = $1
+                ON CONFLICT (lineage_id, position) WHERE cancelled_at IS NULL AND NOT second_payment DO NOTHING
+                RETURNING id, lineage_id, position, second_payment),
+             s AS (
+                INSERT INTO sync_changes (kind, program_id, voucher_id)
+                SELECT 'redeemed', v.program_id, v.id FROM vouchers v, r
+                 WHERE v.lineage_id = r.lineage_id AND v.position = r.position AND NOT r.second_payment)
+             SELECT id FROM r",
+        )
+        .bind::<BigInt, _>(conflict.id)
+        .bind::<Bool, _>(second_payment)
+    };
+    // The statement answers one row per redemption inserted.
+    if insert(false).execute(conn).await? == 1 {
+        return Ok(());
+    }
+    if conflict.kind == ConflictKind::Replaced.as_str() {
+        return Err(ApiError::new(
+            ProblemType::Conflict,
+            "This voucher was replaced and the replacement was used: paying it would pay the same coupon twice. Reject it.",
+        ));
+    }
+    insert(true).execute(conn).await?;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use super::accounts::{normalise_email, Account};
 use super::programs::{self, constraint, ProgramRow};
 use super::sync;
 use crate::auth::Role;
-use crate::db::schema::{allocations, books, redemptions, vouchers};
+use crate::db::schema::{books, vouchers};
 use crate::geo::{Communes, GeoField};
 use crate::http::problem::{ApiError, ProblemType};
 use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
@@ -91,7 +91,7 @@ pub struct BookRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = vouchers)]
 pub struct VoucherRow {
     pub id: i64,
@@ -316,68 +316,72 @@ pub async fn issue(
         .checked_add_days(Days::new(program.voucher_validity_days as u64))
         .ok_or_else(|| ApiError::internal("expiry date overflow"))?;
     let (kid, key) = signer;
-    let positions: Vec<i16> = (1..=checked.size).collect();
-    let signed = sign_vouchers(kid, &key, program.id, expires_on, checked.size, &positions)?;
+    let (program_id, size) = (program.id, checked.size);
+    // Signing is CPU work: off the async workers, so other requests go on.
+    let signed = tokio::task::spawn_blocking(move || {
+        let positions: Vec<i16> = (1..=size).collect();
+        sign_vouchers(kid, &key, program_id, expires_on, size, &positions)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
 
-    let issuer_org = issuer.organisation.id;
-    let user_id = issuer.user.id;
-    let book_id = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            let spent = diesel::update(
-                allocations::table
-                    .filter(allocations::program_id.eq(program.id))
-                    .filter(allocations::issuer_organisation_id.eq(issuer_org)),
-            )
-            .set(
-                allocations::used_vouchers.eq(allocations::used_vouchers + i32::from(checked.size)),
-            )
-            .execute(conn)
-            .await
-            .map_err(|e| {
-                constraint(
-                    e,
-                    "allocations_within_quota",
-                    ProblemType::QuotaExceeded,
-                    "Your allocation for this programme is used up; ask the funder for more.",
-                )
-            })?;
-            if spent != 1 {
-                return Err(ApiError::invalid_field(
-                    "program_id",
-                    "you have no allocation in this programme",
-                ));
-            }
-            let book_id: i64 = diesel::insert_into(books::table)
-                .values((
-                    books::program_id.eq(program.id),
-                    books::issuer_organisation_id.eq(issuer_org),
-                    books::issued_by_user_id.eq(user_id),
-                    books::size.eq(checked.size),
-                    books::issued_on.eq(issued_on),
-                    books::expires_on.eq(expires_on),
-                    books::beneficiary_reference.eq(&checked.reference),
-                    books::beneficiary_postcode.eq(&checked.postcode),
-                    books::beneficiary_commune_code.eq(&checked.commune_code),
-                    books::beneficiary_departement.eq(&checked.departement),
-                    books::beneficiary_email.eq(&checked.email),
-                ))
-                .returning(books::id)
-                .get_result(conn)
-                .await?;
-            insert_vouchers(
-                conn,
-                book_id,
-                program.id,
-                kid,
-                expires_on,
-                program.face_value_cents,
-                &signed,
-                None,
-            )
-            .await?;
-            Ok(book_id)
-        })
-        .await?;
+    // One statement, one transaction: the allocation spent (under its row
+    // lock and check constraint), the book, its vouchers.
+    use diesel::sql_types::{Array, BigInt, Date, Integer, Nullable, SmallInt, Text};
+    #[derive(QueryableByName)]
+    struct Issued {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    struct Issue;
+    let issued: Option<Issued> = crate::db::prepared::Prepared::<Issue>::new(
+        "WITH spent AS (
+            UPDATE allocations SET used_vouchers = used_vouchers + $4
+             WHERE program_id = $1 AND issuer_organisation_id = $2 RETURNING program_id),
+         book AS (
+            INSERT INTO books (program_id, issuer_organisation_id, issued_by_user_id, size, issued_on, expires_on,
+                               beneficiary_reference, beneficiary_postcode, beneficiary_commune_code,
+                               beneficiary_departement, beneficiary_email)
+            SELECT program_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM spent
+            RETURNING id, lineage_id),
+         coupons AS (
+            INSERT INTO vouchers (id, book_id, lineage_id, program_id, kid, position, expires_on, face_value_cents, code)
+            SELECT c.id, book.id, book.lineage_id, $1, $12, c.position, $6, $13, c.code
+              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code))
+         SELECT id FROM book",
+    )
+    .bind::<Integer, _>(program.id)
+    .bind::<BigInt, _>(issuer.organisation.id)
+    .bind::<BigInt, _>(issuer.user.id)
+    .bind::<SmallInt, _>(checked.size)
+    .bind::<Date, _>(issued_on)
+    .bind::<Date, _>(expires_on)
+    .bind::<Text, _>(checked.reference.clone())
+    .bind::<Text, _>(checked.postcode.clone())
+    .bind::<Nullable<Text>, _>(checked.commune_code.clone())
+    .bind::<Text, _>(checked.departement.clone())
+    .bind::<Nullable<Text>, _>(checked.email.clone())
+    .bind::<SmallInt, _>(i16::from(kid))
+    .bind::<BigInt, _>(program.face_value_cents)
+    .bind::<Array<BigInt>, _>(signed.iter().map(|(id, _, _)| *id as i64).collect::<Vec<_>>())
+    .bind::<Array<SmallInt>, _>(signed.iter().map(|(_, p, _)| *p).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(signed.iter().map(|(_, _, c)| c.clone()).collect::<Vec<_>>())
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(|e| {
+        constraint(
+            e,
+            "allocations_within_quota",
+            ProblemType::QuotaExceeded,
+            "Your allocation for this programme is used up; ask the funder for more.",
+        )
+    })?;
+    let book_id = issued
+        .ok_or_else(|| {
+            ApiError::invalid_field("program_id", "you have no allocation in this programme")
+        })?
+        .id;
     Ok(IssuedBook {
         id: book_id,
         program_id: program.id,
@@ -400,14 +404,19 @@ fn issued_voucher(id: u64, position: i16, code: &str) -> IssuedVoucher {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_vouchers(
-    conn: &mut AsyncPgConnection,
+/// What every voucher of one new book shares.
+struct NewVouchers {
     book_id: i64,
+    lineage_id: i64,
     program_id: i32,
     kid: u8,
     expires_on: NaiveDate,
     face_value_cents: i64,
+}
+
+async fn insert_vouchers(
+    conn: &mut AsyncPgConnection,
+    book: NewVouchers,
     signed: &[(u64, i16, String)],
     replaces: Option<&[i64]>,
 ) -> QueryResult<()> {
@@ -417,12 +426,13 @@ async fn insert_vouchers(
         .map(|(i, (id, position, code))| {
             (
                 vouchers::id.eq(*id as i64),
-                vouchers::book_id.eq(book_id),
-                vouchers::program_id.eq(program_id),
-                vouchers::kid.eq(i16::from(kid)),
+                vouchers::book_id.eq(book.book_id),
+                vouchers::lineage_id.eq(book.lineage_id),
+                vouchers::program_id.eq(book.program_id),
+                vouchers::kid.eq(i16::from(book.kid)),
                 vouchers::position.eq(*position),
-                vouchers::expires_on.eq(expires_on),
-                vouchers::face_value_cents.eq(face_value_cents),
+                vouchers::expires_on.eq(book.expires_on),
+                vouchers::face_value_cents.eq(book.face_value_cents),
                 vouchers::code.eq(code.clone()),
                 vouchers::replaces_voucher_id.eq(replaces.map(|r| r[i])),
             )
@@ -451,25 +461,36 @@ pub async fn find_own(
         .ok_or_else(|| ApiError::not_found(format!("No book {id}.")))
 }
 
-/// The vouchers of a book, in position order, with whether each was redeemed.
+/// Whether a voucher is used: its position was redeemed, with this voucher
+/// or, unless it was replaced, with another of its position. So a
+/// replacement shows the state of its position, and a replaced voucher only
+/// its own redemption.
+pub(super) const USED: &str = "EXISTS (
+    SELECT 1 FROM redemptions r
+     WHERE r.lineage_id = v.lineage_id AND r.position = v.position
+       AND r.cancelled_at IS NULL AND NOT r.second_payment
+       AND (r.voucher_id = v.id OR NOT EXISTS (SELECT 1 FROM vouchers w WHERE w.replaces_voucher_id = v.id)))";
+
+/// The vouchers of a book, in position order, with whether each is used.
 pub async fn vouchers_of(
     conn: &mut AsyncPgConnection,
     book_id: i64,
 ) -> Result<Vec<(VoucherRow, bool)>, ApiError> {
-    let rows: Vec<(VoucherRow, bool)> = vouchers::table
-        .filter(vouchers::book_id.eq(book_id))
-        .select((
-            VoucherRow::as_select(),
-            diesel::dsl::exists(
-                redemptions::table
-                    .filter(redemptions::voucher_id.eq(vouchers::id))
-                    .filter(redemptions::cancelled_at.is_null()),
-            ),
-        ))
-        .order(vouchers::position)
-        .load(conn)
-        .await?;
-    Ok(rows)
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(embed)]
+        voucher: VoucherRow,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        used: bool,
+    }
+    let rows: Vec<State> = diesel::sql_query(format!(
+        "SELECT v.id, v.position, v.expires_on, v.face_value_cents, v.code, {USED} AS used
+           FROM vouchers v WHERE v.book_id = $1 ORDER BY v.position"
+    ))
+    .bind::<diesel::sql_types::BigInt, _>(book_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|s| (s.voucher, s.used)).collect())
 }
 
 /// A book with its progress, and with each voucher when `with_vouchers`.
@@ -610,6 +631,10 @@ pub async fn revoke(
 /// vouchers for its unredeemed positions only, with the same size, positions
 /// and expiry. It uses no allocation, and each new voucher stands for the one
 /// it replaces, so the programme's committed amount does not change.
+///
+/// The book's row is locked for update before its positions are read:
+/// redemptions of its vouchers (which hold it in share mode) finish first and
+/// are seen, and later ones find the book revoked.
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
@@ -627,14 +652,7 @@ pub async fn replace(
             "The programme is closed.",
         ));
     }
-    let old: Vec<VoucherRow> = vouchers_of(conn, book.id)
-        .await?
-        .into_iter()
-        .filter(|(_, redeemed)| !redeemed)
-        .map(|(v, _)| v)
-        .collect();
-    // Checked here, not left to the table's constraints: a 410 or a 409 that
-    // says why, rather than a failed insert.
+    // Checked here, not left to the table's constraints: a 410 that says why.
     if book.expires_on < program.today() {
         return Err(ApiError::new(
             ProblemType::VoucherExpired,
@@ -644,19 +662,10 @@ pub async fn replace(
             ),
         ));
     }
-    if old.is_empty() {
-        return Err(ApiError::new(
-            ProblemType::Conflict,
-            "Every voucher of this book has been used: there is nothing to replace.",
-        ));
-    }
-    let positions: Vec<i16> = old.iter().map(|v| v.position).collect();
-    let replaces: Vec<i64> = old.iter().map(|v| v.id).collect();
-    let face_value = old
-        .iter()
-        .map(|v| v.face_value_cents)
-        .next()
-        .unwrap_or(program.face_value_cents);
+    // Signing is pure and done before the transaction: a new voucher for
+    // every position of the book; those found redeemed under the lock are dropped.
+    let all = vouchers_of(conn, book.id).await?;
+    let positions: Vec<i16> = all.iter().map(|(v, _)| v.position).collect();
     let (kid, key) = signer;
     let signed = sign_vouchers(
         kid,
@@ -667,8 +676,52 @@ pub async fn replace(
         &positions,
     )?;
     let user_id = issuer.user.id;
-    let new_id = conn
+    let (new_id, kept) = conn
         .transaction::<_, ApiError, _>(async |conn| {
+            let lineage_id: i64 = books::table
+                .find(book.id)
+                .select(books::lineage_id)
+                .for_update()
+                .first(conn)
+                .await?;
+            let replaced: bool = diesel::select(diesel::dsl::exists(
+                books::table.filter(books::replaces_book_id.eq(book.id)),
+            ))
+            .get_result(conn)
+            .await?;
+            if replaced {
+                return Err(ApiError::new(
+                    ProblemType::Conflict,
+                    "This book was already replaced.",
+                ));
+            }
+            let unredeemed: Vec<VoucherRow> = vouchers_of(conn, book.id)
+                .await?
+                .into_iter()
+                .filter(|(_, used)| !used)
+                .map(|(v, _)| v)
+                .collect();
+            if unredeemed.is_empty() {
+                return Err(ApiError::new(
+                    ProblemType::Conflict,
+                    "Every voucher of this book has been used: there is nothing to replace.",
+                ));
+            }
+            let kept: Vec<(u64, i16, String)> = signed
+                .iter()
+                .filter(|(_, position, _)| unredeemed.iter().any(|v| v.position == *position))
+                .cloned()
+                .collect();
+            let replaces: Vec<i64> = kept
+                .iter()
+                .filter_map(|(_, position, _)| {
+                    unredeemed
+                        .iter()
+                        .find(|v| v.position == *position)
+                        .map(|v| v.id)
+                })
+                .collect();
+            let face_value = unredeemed[0].face_value_cents;
             let revoked_now = diesel::update(
                 books::table
                     .find(book.id)
@@ -696,6 +749,7 @@ pub async fn replace(
                     books::beneficiary_commune_code.eq(&book.beneficiary_commune_code),
                     books::beneficiary_departement.eq(&book.beneficiary_departement),
                     books::beneficiary_email.eq(&book.beneficiary_email),
+                    // Its lineage_id is the old book's (the books_lineage trigger).
                     books::replaces_book_id.eq(book.id),
                 ))
                 .returning(books::id)
@@ -710,16 +764,19 @@ pub async fn replace(
                 })?;
             insert_vouchers(
                 conn,
-                new_id,
-                program.id,
-                kid,
-                book.expires_on,
-                face_value,
-                &signed,
+                NewVouchers {
+                    book_id: new_id,
+                    lineage_id,
+                    program_id: program.id,
+                    kid,
+                    expires_on: book.expires_on,
+                    face_value_cents: face_value,
+                },
+                &kept,
                 Some(&replaces),
             )
             .await?;
-            Ok(new_id)
+            Ok((new_id, kept))
         })
         .await?;
     Ok(IssuedBook {
@@ -727,7 +784,7 @@ pub async fn replace(
         program_id: program.id,
         size: book.size,
         expires_on: book.expires_on,
-        vouchers: signed
+        vouchers: kept
             .iter()
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),

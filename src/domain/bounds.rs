@@ -1,7 +1,7 @@
 //! The range of every amount and calendar date the service takes: far beyond
 //! any real programme, well inside what bigint sums, PostgreSQL's dates and
 //! the voucher's 16-bit day count (up to 2149) hold. The schema holds the
-//! same bounds (migration `2026-12-02-100000`).
+//! same bounds (migration `2026-12-02-300000`).
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};

@@ -62,8 +62,9 @@ pub struct RegisteredDevice {
     pub token: String,
 }
 
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+/// What is stored of a device token: its SHA-256.
+pub fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 pub async fn register(
@@ -90,7 +91,7 @@ pub async fn register(
         .values((
             devices::venue_organisation_id.eq(venue),
             devices::name.eq(name),
-            devices::token_hash.eq(hash(&token)),
+            devices::token_hash.eq(hash(&token).to_vec()),
             devices::created_by_user_id.eq(user),
         ))
         .returning(Device::as_returning())
@@ -105,7 +106,7 @@ pub async fn authenticate(
     token: &str,
 ) -> Result<Option<Scanner>, ApiError> {
     let found: Option<(i64, i64)> = devices::table
-        .filter(devices::token_hash.eq(hash(token)))
+        .filter(devices::token_hash.eq(hash(token).to_vec()))
         .filter(devices::revoked_at.is_null())
         .select((devices::id, devices::venue_organisation_id))
         .first(conn)

@@ -7,8 +7,11 @@
 //! waits for ours and then fails, so exactly one wins.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
 use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::{
+    Array, BigInt, Binary, Bool, Date, Integer, Nullable, SmallInt, Text, Timestamptz,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,12 +19,13 @@ use utoipa::ToSchema;
 use super::accounts::Account;
 use super::books::{voucher_status, VoucherStatus};
 use super::devices::Scanner;
+use super::group_commit::GroupCommit;
 use super::idempotency::{self, Recorded};
-use super::organisations::Organisation;
-use super::sync;
 use super::themes;
 use crate::auth::Role;
-use crate::db::schema::{audit_events, books, programs, redemptions, signing_keys, vouchers};
+use crate::db::prepared::Prepared;
+use crate::db::schema::{audit_events, programs, redemptions};
+use crate::db::Pool;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::keys::KeyRing;
 use crate::voucher::{typed_code, SignedVoucher, VoucherError, TEXT_PREFIX};
@@ -114,191 +118,288 @@ pub fn check_workshop(w: &Workshop) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) fn check_held_on(held_on: NaiveDate, today: NaiveDate) -> Result<(), ApiError> {
-    let earliest = today - Days::new(HELD_ON_WINDOW_DAYS);
-    if held_on > today || held_on < earliest {
-        return Err(ApiError::invalid_field(
-            "workshop.held_on",
-            format!("the workshop is recorded within 7 days: between {earliest} and {today}"),
-        ));
-    }
-    Ok(())
+/// How a voucher is judged online by the database's `redeem` function (an
+/// offline scan goes through its `scan` function, `batch::process`).
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Could it be redeemed now? Reads only.
+    Check,
+    /// Redeem it now.
+    Online,
 }
 
-/// Everything the rules need to know about one voucher.
-#[derive(Debug, Clone, Queryable)]
-pub(super) struct Facts {
-    pub(super) voucher_id: i64,
-    pub(super) program_id: i32,
-    pub(super) position: i16,
-    expires_on: NaiveDate,
-    pub(super) face_value_cents: i64,
-    pub(super) book_size: i16,
-    book_revoked: Option<DateTime<Utc>>,
-    program_closed: Option<DateTime<Utc>>,
-    territory: Vec<String>,
-    time_zone: String,
-    key_status: String,
-}
-
-impl Facts {
-    pub(super) fn tz(&self) -> Tz {
-        self.time_zone
-            .parse()
-            .unwrap_or(super::paris::DEFAULT_TIME_ZONE)
-    }
-}
-
-async fn facts(conn: &mut AsyncPgConnection, voucher_id: i64) -> QueryResult<Option<Facts>> {
-    vouchers::table
-        .inner_join(books::table.inner_join(programs::table))
-        .inner_join(signing_keys::table)
-        .filter(vouchers::id.eq(voucher_id))
-        .select((
-            vouchers::id,
-            vouchers::program_id,
-            vouchers::position,
-            vouchers::expires_on,
-            vouchers::face_value_cents,
-            books::size,
-            books::revoked_at,
-            programs::closed_at,
-            programs::territory,
-            programs::time_zone,
-            signing_keys::status,
-        ))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// The live (not cancelled) redemption of a voucher: id, when, by which venue.
-pub(super) async fn live_redemption(
-    conn: &mut AsyncPgConnection,
-    voucher_id: i64,
-) -> QueryResult<Option<(i64, DateTime<Utc>, i64)>> {
-    redemptions::table
-        .filter(redemptions::voucher_id.eq(voucher_id))
-        .filter(redemptions::cancelled_at.is_null())
-        .filter(redemptions::conflict_id.is_null())
-        .select((
-            redemptions::id,
-            redemptions::redeemed_at,
-            redemptions::venue_organisation_id,
-        ))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// The voucher's facts, or not found. A signed code must agree with what was
-/// issued; a typed code only names the voucher.
-pub(super) async fn find_voucher(
-    conn: &mut AsyncPgConnection,
-    code: &ScannedCode,
-) -> Result<Facts, ApiError> {
-    let id =
-        i64::try_from(code.voucher_id()).map_err(|_| ApiError::not_found("No such voucher."))?;
-    let facts = facts(conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No voucher has this code."))?;
-    if let ScannedCode::Signed(v) = code {
-        let b = v.body();
-        let agrees = i64::from(b.program_id) == i64::from(facts.program_id)
-            && i16::from(b.position) == facts.position
-            && i16::from(b.book_size) == facts.book_size
-            && b.expires_on == facts.expires_on;
-        if !agrees {
-            return Err(ApiError::not_found(
-                "No voucher was issued with these details.",
-            ));
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Check => "check",
+            Mode::Online => "online",
         }
     }
-    Ok(facts)
 }
 
-/// `already-redeemed`: says when, and the redemption's id only to the venue that made it.
-pub(super) fn already_redeemed(
-    redeemed_at: DateTime<Utc>,
-    id: i64,
-    by: i64,
+/// What the database's `redeem` (or `scan`) function decided about one
+/// voucher, with the facts a message or a receipt needs.
+#[derive(Debug, Clone, QueryableByName)]
+pub(super) struct Judgement {
+    #[diesel(sql_type = Text)]
+    pub(super) outcome: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(super) problem: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    field: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    voucher_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    program_id: Option<i32>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    position: Option<i16>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    book_size: Option<i16>,
+    #[diesel(sql_type = Nullable<Date>)]
+    expires_on: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    territory: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    book_revoked: Option<bool>,
+    #[diesel(sql_type = Nullable<Date>)]
+    today: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) redemption_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    redeemed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    mine: Option<bool>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    status: Option<i16>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    body: Option<Vec<u8>>,
+}
+
+/// The signed fields a QR code carries, which must agree with what was
+/// issued; a typed code carries none.
+pub(super) type Signed = (Option<i32>, Option<i16>, Option<i16>, Option<NaiveDate>);
+
+pub(super) fn signed_fields(code: &ScannedCode) -> Signed {
+    match code {
+        ScannedCode::Signed(v) => {
+            let b = v.body();
+            (
+                i32::try_from(b.program_id).ok(),
+                Some(i16::from(b.position)),
+                Some(i16::from(b.book_size)),
+                Some(b.expires_on),
+            )
+        }
+        ScannedCode::Typed(_) => (None, None, None, None),
+    }
+}
+
+/// The voucher id of a code as the database stores it: an id of 2^63 or
+/// more was never issued, and -1 names no voucher.
+pub(super) fn stored_id(code: &ScannedCode) -> i64 {
+    i64::try_from(code.voucher_id()).unwrap_or(-1)
+}
+
+/// Everything the database's `redeem` function is given for one voucher,
+/// owned, so that concurrent redemptions can be handed to one transaction
+/// (`group_commit`).
+#[derive(Debug, Clone)]
+pub struct RedeemArgs {
+    mode: Mode,
+    voucher_id: i64,
+    signed: Signed,
     venue: i64,
-) -> ApiError {
-    let mut e = ApiError::new(
-        ProblemType::AlreadyRedeemed,
-        format!(
-            "This voucher was already used on {}.",
-            redeemed_at.format("%Y-%m-%d at %H:%M UTC")
-        ),
-    )
-    .with(
-        "redeemed_at",
-        redeemed_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-    );
-    if by == venue {
-        e = e.with("redemption_id", id);
-    }
-    e
+    user: Option<i64>,
+    device: Option<i64>,
+    workshop: Option<Workshop>,
+    idempotency: Option<(String, String, Vec<u8>)>,
 }
 
-/// Why this venue may not redeem this voucher at instant `at` (now online,
-/// the scan time offline), if it may not. The order: used, key withdrawn,
-/// expired, revoked, closed, then the venue. A revocation or a closure after
-/// `at` does not count: a scan made before it is honoured.
-pub(super) fn refusal(
-    facts: &Facts,
-    live: Option<(i64, DateTime<Utc>, i64)>,
-    venue: &Organisation,
-    at: DateTime<Utc>,
-) -> Option<ApiError> {
-    let today = at.with_timezone(&facts.tz()).date_naive();
-    if let Some((id, at, by)) = live {
-        return Some(already_redeemed(at, id, by, venue.id));
+impl RedeemArgs {
+    pub(super) fn new(
+        mode: Mode,
+        scanner: &Scanner,
+        code: &ScannedCode,
+        workshop: Option<&Workshop>,
+        idempotency: Option<&Idempotency<'_>>,
+    ) -> Self {
+        RedeemArgs {
+            mode,
+            voucher_id: stored_id(code),
+            signed: signed_fields(code),
+            venue: scanner.venue.id,
+            user: scanner.user_id,
+            device: scanner.device_id,
+            workshop: workshop.cloned(),
+            idempotency: idempotency
+                .map(|i| (scanner.principal(), i.key.to_owned(), i.hash.clone())),
+        }
     }
-    if facts.key_status == "withdrawn" {
-        return Some(ApiError::new(
-            ProblemType::UnknownKey,
-            "The key that signed this voucher was withdrawn.",
-        ));
+
+    /// The voucher: a group's statements run in its order, so that two
+    /// groups lock positions in the same order.
+    pub(super) fn voucher_id(&self) -> i64 {
+        self.voucher_id
     }
-    if today > facts.expires_on {
-        return Some(ApiError::new(
-            ProblemType::VoucherExpired,
-            format!("This voucher was valid until {}.", facts.expires_on),
-        ));
+}
+
+/// Judges one voucher for the scanner's venue in one statement (and, but for
+/// a check, one transaction): the database's `redeem` function holds the
+/// rules (docs/architecture.md, "The flow of a redemption").
+pub(super) async fn judge(
+    conn: &mut AsyncPgConnection,
+    args: &RedeemArgs,
+) -> QueryResult<Judgement> {
+    /// The statement's name in the prepared-statement cache.
+    struct Redeem;
+    let (program, position, size, expires) = args.signed;
+    let w = args.workshop.as_ref();
+    let i = args.idempotency.as_ref();
+    Prepared::<Redeem>::new(
+        "SELECT * FROM redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind::<Text, _>(args.mode.name())
+    .bind::<BigInt, _>(args.voucher_id)
+    .bind::<Nullable<Integer>, _>(program)
+    .bind::<Nullable<SmallInt>, _>(position)
+    .bind::<Nullable<SmallInt>, _>(size)
+    .bind::<Nullable<Date>, _>(expires)
+    .bind::<BigInt, _>(args.venue)
+    .bind::<Nullable<BigInt>, _>(args.user)
+    .bind::<Nullable<BigInt>, _>(args.device)
+    .bind::<Nullable<Text>, _>(w.map(|w| w.theme.clone()))
+    .bind::<Nullable<Date>, _>(w.map(|w| w.held_on))
+    .bind::<Nullable<Integer>, _>(w.map(|w| w.duration_minutes))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.0.clone()))
+    .bind::<Nullable<Text>, _>(i.map(|i| i.1.clone()))
+    .bind::<Nullable<Binary>, _>(i.map(|i| i.2.clone()))
+    .get_result(conn)
+    .await
+}
+
+/// Judges several online redemptions in one statement, so one transaction
+/// and one commit: each row is its own call of `redeem`, in the order given.
+/// If one fails, the whole statement does, and the caller judges each alone.
+pub(super) async fn judge_many(
+    conn: &mut AsyncPgConnection,
+    all: &[RedeemArgs],
+) -> QueryResult<Vec<Judgement>> {
+    fn column<T>(all: &[RedeemArgs], f: impl Fn(&RedeemArgs) -> T) -> Vec<T> {
+        all.iter().map(f).collect()
     }
-    if facts.book_revoked.is_some_and(|r| r <= at) {
-        return Some(ApiError::new(
-            ProblemType::VoucherRevoked,
-            "This voucher's book was revoked.",
-        ));
-    }
-    if facts.program_closed.is_some_and(|c| c <= at) {
-        return Some(ApiError::new(
-            ProblemType::ProgramClosed,
-            "The programme that pays for this voucher is closed.",
-        ));
-    }
-    if !venue.is_accredited_at(at, today) {
-        return Some(ApiError::new(
-            ProblemType::VenueNotAccredited,
-            "Your venue is not accredited today; ask the operator.",
-        ));
-    }
-    let inside = venue
-        .departement
-        .as_deref()
-        .is_some_and(|d| facts.territory.iter().any(|t| t == d));
-    if !inside {
-        return Some(ApiError::new(
-            ProblemType::VenueOutOfTerritory,
-            format!(
-                "This programme pays for workshops in {} only.",
-                facts.territory.join(", ")
+    struct RedeemMany;
+    Prepared::<RedeemMany>::new(
+        "SELECT r.* FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::smallint[], $5::smallint[], $6::date[],
+                                $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::date[], $12::integer[],
+                                $13::text[], $14::text[], $15::bytea[])
+                     WITH ORDINALITY AS a (mode, voucher, program, position, size, expires, venue, usr, device,
+                                           theme, held_on, duration, principal, key, hash, n)
+              CROSS JOIN LATERAL redeem(a.mode, a.voucher, a.program, a.position, a.size, a.expires, a.venue,
+                                        a.usr, a.device, NULL, a.theme, a.held_on, a.duration,
+                                        a.principal, a.key, a.hash) r
+          ORDER BY a.n",
+    )
+    .bind::<Array<Text>, _>(column(all, |a| a.mode.name()))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.voucher_id))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.signed.0))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.1))
+    .bind::<Array<Nullable<SmallInt>>, _>(column(all, |a| a.signed.2))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.signed.3))
+    .bind::<Array<BigInt>, _>(column(all, |a| a.venue))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.user))
+    .bind::<Array<Nullable<BigInt>>, _>(column(all, |a| a.device))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.theme.clone())))
+    .bind::<Array<Nullable<Date>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.held_on)))
+    .bind::<Array<Nullable<Integer>>, _>(column(all, |a| a.workshop.as_ref().map(|w| w.duration_minutes)))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.0.clone())))
+    .bind::<Array<Nullable<Text>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.1.clone())))
+    .bind::<Array<Nullable<Binary>>, _>(column(all, |a| a.idempotency.as_ref().map(|i| i.2.clone())))
+    .load(conn)
+    .await
+}
+
+impl Judgement {
+    /// The refusal, worded: the database says which rule, this says why.
+    pub(super) fn refusal(&self) -> Option<ApiError> {
+        let problem = self.problem.as_deref()?;
+        let field = self.field.as_deref();
+        Some(match problem {
+            "not-found" if field == Some("details") => {
+                ApiError::not_found("No voucher was issued with these details.")
+            }
+            "not-found" => ApiError::not_found("No voucher has this code."),
+            "validation-error" if field == Some("scanned_at") => ApiError::invalid_field(
+                "scanned_at",
+                "the scan time is before this voucher was issued",
             ),
-        ));
+            "validation-error" => {
+                let today = self.today.unwrap_or_default();
+                let earliest = today - Days::new(HELD_ON_WINDOW_DAYS);
+                ApiError::invalid_field(
+                    "workshop.held_on",
+                    format!(
+                        "the workshop is recorded within {HELD_ON_WINDOW_DAYS} days: between {earliest} and {today}"
+                    ),
+                )
+            }
+            "already-redeemed" => {
+                let at = self.redeemed_at.unwrap_or_default();
+                let mut e = ApiError::new(
+                    ProblemType::AlreadyRedeemed,
+                    format!(
+                        "This voucher was already used on {}.",
+                        at.format("%Y-%m-%d at %H:%M UTC")
+                    ),
+                )
+                .with(
+                    "redeemed_at",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                );
+                if self.mine == Some(true) {
+                    e = e.with("redemption_id", self.redemption_id.unwrap_or_default());
+                }
+                e
+            }
+            "unknown-key" => ApiError::new(
+                ProblemType::UnknownKey,
+                "The key that signed this voucher was withdrawn.",
+            ),
+            "voucher-expired" => ApiError::new(
+                ProblemType::VoucherExpired,
+                format!(
+                    "This voucher was valid until {}.",
+                    self.expires_on.unwrap_or_default()
+                ),
+            ),
+            "voucher-revoked" => ApiError::new(
+                ProblemType::VoucherRevoked,
+                "This voucher's book was revoked.",
+            ),
+            "program-closed" => ApiError::new(
+                ProblemType::ProgramClosed,
+                "The programme that pays for this voucher is closed.",
+            ),
+            "venue-not-accredited" => ApiError::new(
+                ProblemType::VenueNotAccredited,
+                "Your venue was not accredited at that time; ask the operator.",
+            ),
+            "venue-out-of-territory" => ApiError::new(
+                ProblemType::VenueOutOfTerritory,
+                format!(
+                    "This programme pays for workshops in {} only.",
+                    self.territory.as_deref().unwrap_or_default().join(", ")
+                ),
+            ),
+            "idempotency-conflict" => ApiError::new(
+                ProblemType::IdempotencyConflict,
+                "This Idempotency-Key was used with another request.",
+            ),
+            _ => ApiError::new(
+                ProblemType::Conflict,
+                "The voucher keeps changing; try again.",
+            ),
+        })
     }
-    None
 }
 
 /// What `POST /api/v1/vouchers/check` answers for a genuine voucher.
@@ -316,30 +417,37 @@ pub struct CheckAnswer {
     pub problem: Option<String>,
 }
 
-/// Says whether `venue` could redeem the voucher now; stores nothing.
+/// Says whether the scanner's venue could redeem the voucher now; stores nothing.
 pub async fn check(
     conn: &mut AsyncPgConnection,
-    venue: &Organisation,
+    scanner: &Scanner,
     code: &ScannedCode,
 ) -> Result<CheckAnswer, ApiError> {
-    let facts = find_voucher(conn, code).await?;
-    let live = live_redemption(conn, facts.voucher_id).await?;
-    let today = super::paris::today_in(facts.tz());
-    let problem = refusal(&facts, live, venue, Utc::now());
+    let j = judge(
+        conn,
+        &RedeemArgs::new(Mode::Check, scanner, code, None, None),
+    )
+    .await?;
+    if j.problem.as_deref() == Some("not-found") {
+        return Err(j
+            .refusal()
+            .unwrap_or_else(|| ApiError::not_found("No voucher has this code.")));
+    }
+    let expires_on = j.expires_on.unwrap_or_default();
     Ok(CheckAnswer {
-        voucher_id: facts.voucher_id.to_string(),
-        program_id: facts.program_id,
-        position: facts.position,
-        book_size: facts.book_size,
-        expires_on: facts.expires_on,
+        voucher_id: j.voucher_id.unwrap_or_default().to_string(),
+        program_id: j.program_id.unwrap_or_default(),
+        position: j.position.unwrap_or_default(),
+        book_size: j.book_size.unwrap_or_default(),
+        expires_on,
         status: voucher_status(
-            live.is_some(),
-            facts.book_revoked.is_some(),
-            facts.expires_on,
-            today,
+            j.problem.as_deref() == Some("already-redeemed"),
+            j.book_revoked.unwrap_or_default(),
+            expires_on,
+            j.today.unwrap_or_default(),
         ),
-        redeemable: problem.is_none(),
-        problem: problem.map(|p| p.kind.slug().to_owned()),
+        redeemable: j.problem.is_none(),
+        problem: j.problem,
     })
 }
 
@@ -351,6 +459,7 @@ pub struct RedeemRequest {
     pub workshop: Workshop,
 }
 
+/// The answer to a redemption, as `redeem` writes it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     pub id: i64,
@@ -374,154 +483,86 @@ pub struct Answer {
     pub replayed: bool,
 }
 
-/// Redeems a voucher for `caller`'s venue.
+/// Why an offline scan went to the funder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Another venue (or another voucher of the position) redeemed it first.
+    RedeemedElsewhere,
+    /// The voucher was replaced: paying it takes the position, never beside it.
+    Replaced,
+}
+
+impl ConflictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictKind::RedeemedElsewhere => "redeemed_elsewhere",
+            ConflictKind::Replaced => "replaced",
+        }
+    }
+}
+
+/// Redeems a voucher for the scanner's venue, now: one statement, the
+/// `Idempotency-Key`'s lookup and record included, on a connection of its
+/// own or in a group of concurrent redemptions (`group_commit`).
 pub async fn redeem(
-    conn: &mut AsyncPgConnection,
+    pool: &Pool,
+    group: Option<&GroupCommit>,
     scanner: &Scanner,
     code: &ScannedCode,
     workshop: &Workshop,
     idempotency: Option<&Idempotency<'_>>,
 ) -> Result<Answer, ApiError> {
-    let replay = |recorded| Answer {
-        recorded,
-        replayed: true,
+    let args = RedeemArgs::new(Mode::Online, scanner, code, Some(workshop), idempotency);
+    let judged = match group {
+        Some(group) => group.judge(args).await?,
+        None => judge(&mut *pool.get().await?, &args).await,
     };
-    let venue = &scanner.venue;
-    let principal = scanner.principal();
-    if let Some(idem) = idempotency {
-        if let Some(answer) = idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
-            return Ok(replay(answer));
+    // A request with the same key that committed first makes our record
+    // fail; one that redeemed first makes ours `already-redeemed`.
+    let (refusal, raced) = match judged {
+        Ok(j) if j.outcome == "redeemed" || j.outcome == "replay" => {
+            return Ok(Answer {
+                replayed: j.outcome == "replay",
+                recorded: Recorded {
+                    status: j.status.and_then(|s| u16::try_from(s).ok()).unwrap_or(201),
+                    body: j.body.unwrap_or_default(),
+                },
+            })
         }
-    }
-    let outcome = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            let facts = find_voucher(conn, code).await?;
-            let live = live_redemption(conn, facts.voucher_id).await?;
-            let now = Utc::now();
-            if let Some(problem) = refusal(&facts, live, venue, now) {
-                return Err(problem);
-            }
-            check_held_on(workshop.held_on, super::paris::today_in(facts.tz()))?;
-            let inserted = insert(conn, &facts, scanner, workshop, now).await?;
-            let Some((id, redeemed_at)) = inserted else {
-                // The winner is committed: this statement sees it.
-                let (rid, at, by) =
-                    live_redemption(conn, facts.voucher_id)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::new(
-                                ProblemType::Conflict,
-                                "The voucher changed meanwhile; try again.",
-                            )
-                        })?;
-                return Err(already_redeemed(at, rid, by, venue.id));
-            };
-            audit(
-                conn,
-                "redeemed",
-                id,
-                facts.voucher_id,
-                scanner.actor(),
-                venue.id,
-                None,
-            )
-            .await?;
-            let receipt = Receipt {
-                id,
-                voucher_id: facts.voucher_id.to_string(),
-                position: facts.position,
-                book_size: facts.book_size,
-                face_value_cents: facts.face_value_cents,
-                redeemed_at,
-            };
-            let answer = Recorded {
-                status: 201,
-                body: serde_json::to_vec(&receipt)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            };
-            if let Some(idem) = idempotency {
-                idempotency::record(conn, &principal, idem.key, &idem.hash, &answer)
-                    .await
-                    .map_err(|e| match e {
-                        diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UniqueViolation,
-                            _,
-                        ) => ApiError::new(
-                            ProblemType::IdempotencyConflict,
-                            "A request with this Idempotency-Key ran meanwhile.",
-                        ),
-                        other => other.into(),
-                    })?;
-            }
-            Ok(answer)
-        })
-        .await;
-    match (outcome, idempotency) {
-        // The same key ran concurrently: its answer, if it was this very
-        // request, is the answer.
-        (Err(e), Some(idem))
-            if matches!(
-                e.kind,
-                ProblemType::AlreadyRedeemed | ProblemType::IdempotencyConflict
-            ) =>
+        Ok(j) => {
+            let refusal = j
+                .refusal()
+                .unwrap_or_else(|| ApiError::internal("an online redemption has no conflicts"));
+            let raced = refusal.kind == ProblemType::AlreadyRedeemed;
+            (refusal, raced)
+        }
+        Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+            if info.table_name() == Some("idempotency_records") =>
         {
-            match idempotency::lookup(conn, &principal, idem.key, &idem.hash).await? {
-                Some(answer) => Ok(replay(answer)),
-                None => Err(e),
+            let refusal = ApiError::new(
+                ProblemType::IdempotencyConflict,
+                "A request with this Idempotency-Key ran meanwhile.",
+            );
+            (refusal, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Its answer, if it was this very request, is the answer.
+    match idempotency {
+        Some(idem) if raced => {
+            let mut conn = pool.get().await?;
+            match idempotency::lookup(&mut conn, &scanner.principal(), idem.key, &idem.hash).await?
+            {
+                Some(answer) => Ok(Answer {
+                    recorded: answer,
+                    replayed: true,
+                }),
+                None => Err(refusal),
             }
         }
-        (outcome, _) => outcome.map(|recorded| Answer {
-            recorded,
-            replayed: false,
-        }),
+        _ => Err(refusal),
     }
-}
-
-/// Inserts the redemption unless the voucher has one already. A rival insert
-/// for the same voucher waits for ours to commit, then inserts nothing:
-/// exactly one redemption wins. Records the change for offline scanners.
-pub(super) async fn insert(
-    conn: &mut AsyncPgConnection,
-    facts: &Facts,
-    scanner: &Scanner,
-    workshop: &Workshop,
-    redeemed_at: DateTime<Utc>,
-) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
-    let inserted: Option<(i64, DateTime<Utc>)> = diesel::insert_into(redemptions::table)
-        .values((
-            redemptions::voucher_id.eq(facts.voucher_id),
-            redemptions::program_id.eq(facts.program_id),
-            redemptions::venue_organisation_id.eq(scanner.venue.id),
-            redemptions::redeemed_by_user_id.eq(scanner.user_id),
-            redemptions::redeemed_by_device_id.eq(scanner.device_id),
-            redemptions::redeemed_at.eq(redeemed_at),
-            redemptions::theme.eq(&workshop.theme),
-            redemptions::held_on.eq(workshop.held_on),
-            redemptions::duration_minutes.eq(workshop.duration_minutes),
-            redemptions::face_value_cents.eq(facts.face_value_cents),
-        ))
-        .on_conflict(redemptions::voucher_id)
-        .filter_target(
-            redemptions::cancelled_at
-                .is_null()
-                .and(redemptions::conflict_id.is_null()),
-        )
-        .do_nothing()
-        .returning((redemptions::id, redemptions::redeemed_at))
-        .get_result(conn)
-        .await
-        .optional()?;
-    if inserted.is_some() {
-        sync::record(
-            conn,
-            "redeemed",
-            Some(facts.program_id),
-            Some(facts.voucher_id),
-            None,
-        )
-        .await?;
-    }
-    Ok(inserted)
 }
 
 /// Who did it: a user, or a scanner device.
@@ -680,8 +721,9 @@ pub async fn find_for_funder(
     }
 }
 
-/// The venue takes back a redemption made by mistake, within the window:
-/// the voucher is usable again. An event, never a delete.
+/// The venue takes back a redemption made by mistake, within the window and
+/// while it is on no closed statement: the voucher is usable again. An event,
+/// never a delete.
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
     caller: &Account,
@@ -690,71 +732,7 @@ pub async fn cancel(
     window: chrono::Duration,
 ) -> Result<Redemption, ApiError> {
     let reason = super::check_reason(reason)?;
-    let not_cancellable = |why: &str| ApiError::new(ProblemType::NotCancellable, why.to_owned());
-    if redemption.cancelled_at.is_some() || redemption.reversed_at.is_some() {
-        return Err(not_cancellable(
-            "This redemption was already cancelled or reversed.",
-        ));
-    }
-    let on_statement: bool = diesel::select(diesel::dsl::exists(
-        crate::db::schema::statement_lines::table
-            .filter(crate::db::schema::statement_lines::redemption_id.eq(redemption.id)),
-    ))
-    .get_result(conn)
-    .await?;
-    if on_statement {
-        return Err(not_cancellable(
-            "This redemption is on a closed statement: ask the funder to reverse it.",
-        ));
-    }
-    if Utc::now() - redemption.redeemed_at > window {
-        return Err(not_cancellable(&format!(
-            "A redemption can be cancelled within {} hours only.",
-            window.num_hours()
-        )));
-    }
-    let (id, user, org) = (redemption.id, caller.user.id, caller.organisation.id);
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        let updated = diesel::update(
-            redemptions::table
-                .find(id)
-                .filter(redemptions::cancelled_at.is_null())
-                .filter(redemptions::reversed_at.is_null()),
-        )
-        .set((
-            redemptions::cancelled_at.eq(diesel::dsl::now),
-            redemptions::cancelled_by_user_id.eq(user),
-            redemptions::cancel_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
-        if updated != 1 {
-            return Err(not_cancellable(
-                "This redemption was already cancelled or reversed.",
-            ));
-        }
-        audit(
-            conn,
-            "cancelled",
-            id,
-            redemption.voucher_id,
-            Actor::user(user),
-            org,
-            Some(reason),
-        )
-        .await?;
-        sync::record(
-            conn,
-            "reopened",
-            Some(redemption.program_id),
-            Some(redemption.voucher_id),
-            None,
-        )
-        .await?;
-        Ok(())
-    })
-    .await?;
-    find(conn, id).await
+    undo(conn, caller, redemption.id, reason, Undo::Cancel(window)).await
 }
 
 /// The funder disputes a redemption: it will not be paid (or is taken back on
@@ -766,37 +744,113 @@ pub async fn reverse(
     reason: &str,
 ) -> Result<Redemption, ApiError> {
     let reason = super::check_reason(reason)?;
-    let (id, user, org) = (redemption.id, caller.user.id, caller.organisation.id);
+    undo(conn, caller, redemption.id, reason, Undo::Reverse).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    /// By the venue, within this window of the redemption.
+    Cancel(chrono::Duration),
+    /// By the funder, at any time.
+    Reverse,
+}
+
+/// Until when a venue may cancel a redemption it made.
+pub fn cancellable_until(redeemed_at: DateTime<Utc>, window: chrono::Duration) -> DateTime<Utc> {
+    redeemed_at + window
+}
+
+/// Cancels or reverses under the redemption's row lock. A statement closing
+/// at the same moment holds the locks of the redemptions it pays: we wait for
+/// it, then see its lines. `redemptions_final_once_paid` refuses the cancel
+/// in the database too.
+async fn undo(
+    conn: &mut AsyncPgConnection,
+    caller: &Account,
+    id: i64,
+    reason: &str,
+    how: Undo,
+) -> Result<Redemption, ApiError> {
+    use crate::db::schema::statement_lines;
+    let (user, org) = (caller.user.id, caller.organisation.id);
+    let refused = |why: String| match how {
+        Undo::Cancel(_) => ApiError::new(ProblemType::NotCancellable, why),
+        Undo::Reverse => ApiError::new(ProblemType::Conflict, why),
+    };
     conn.transaction::<_, ApiError, _>(async |conn| {
-        let updated = diesel::update(
-            redemptions::table
-                .find(id)
-                .filter(redemptions::cancelled_at.is_null())
-                .filter(redemptions::reversed_at.is_null()),
-        )
-        .set((
-            redemptions::reversed_at.eq(diesel::dsl::now),
-            redemptions::reversed_by_user_id.eq(user),
-            redemptions::reverse_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
-        if updated != 1 {
-            return Err(ApiError::new(
-                ProblemType::Conflict,
-                "This redemption was already cancelled or reversed.",
+        let current: Redemption = redemptions::table
+            .find(id)
+            .select(Redemption::as_select())
+            .for_update()
+            .first(conn)
+            .await?;
+        if current.cancelled_at.is_some() || current.reversed_at.is_some() {
+            return Err(refused(
+                "This redemption was already cancelled or reversed.".into(),
             ));
         }
-        audit(
-            conn,
-            "reversed",
-            id,
-            redemption.voucher_id,
-            Actor::user(user),
-            org,
-            Some(reason),
-        )
-        .await?;
+        if let Undo::Cancel(window) = how {
+            let on_statement: bool = diesel::select(diesel::dsl::exists(
+                statement_lines::table.filter(statement_lines::redemption_id.eq(id)),
+            ))
+            .get_result(conn)
+            .await?;
+            if on_statement {
+                return Err(refused(
+                    "This redemption is on a closed statement: ask the funder to reverse it.".into(),
+                ));
+            }
+            if Utc::now() > cancellable_until(current.redeemed_at, window) {
+                return Err(refused(format!(
+                    "A redemption can be cancelled within {} hours only.",
+                    window.num_hours()
+                )));
+            }
+        }
+        let target = redemptions::table.find(id);
+        let updated = match how {
+            Undo::Cancel(_) => diesel::update(target)
+                .set((
+                    redemptions::cancelled_at.eq(diesel::dsl::now),
+                    redemptions::cancelled_by_user_id.eq(user),
+                    redemptions::cancel_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await,
+            Undo::Reverse => diesel::update(target)
+                .set((
+                    redemptions::reversed_at.eq(diesel::dsl::now),
+                    redemptions::reversed_by_user_id.eq(user),
+                    redemptions::reverse_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await,
+        };
+        updated.map_err(|e| match e {
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.constraint_name() == Some("redemptions_final_once_paid") =>
+            {
+                refused("This redemption is on a closed statement: ask the funder to reverse it.".into())
+            }
+            other => other.into(),
+        })?;
+        let kind = match how {
+            Undo::Cancel(_) => "cancelled",
+            Undo::Reverse => "reversed",
+        };
+        audit(conn, kind, id, current.voucher_id, Actor::user(user), org, Some(reason)).await?;
+        if let Undo::Cancel(_) = how {
+            // Every voucher of the position is usable again (the latest one
+            // in practice); phones learn it at their next sync.
+            diesel::sql_query(
+                "INSERT INTO sync_changes (kind, program_id, voucher_id)
+                 SELECT 'reopened', v.program_id, v.id FROM vouchers v
+                  WHERE (v.lineage_id, v.position) = (SELECT lineage_id, position FROM redemptions WHERE id = $1)",
+            )
+            .bind::<BigInt, _>(id)
+            .execute(conn)
+            .await?;
+        }
         Ok(())
     })
     .await?;

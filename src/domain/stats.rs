@@ -119,8 +119,9 @@ struct Group {
 }
 
 /// The last voucher of each position is read once (materialised), then
-/// grouped by every dimension. A used voucher's redemption is its live one
-/// (a conflict paid to a second venue only if no first one stands).
+/// grouped by every dimension. A position is used when any of its vouchers
+/// has a redemption not cancelled: the one holding the position, else a
+/// conflict the funder paid.
 const GROUPS: &str = "
 WITH latest AS MATERIALIZED (
     SELECT v.face_value_cents AS cents, b.issuer_organisation_id AS issuer,
@@ -135,8 +136,8 @@ WITH latest AS MATERIALIZED (
       LEFT JOIN LATERAL (
           SELECT r.voucher_id, r.venue_organisation_id, r.theme, r.redeemed_at
             FROM redemptions r
-           WHERE r.voucher_id = v.id AND r.cancelled_at IS NULL
-           ORDER BY r.conflict_id NULLS FIRST, r.id
+           WHERE r.lineage_id = v.lineage_id AND r.position = v.position AND r.cancelled_at IS NULL
+           ORDER BY r.second_payment, r.id
            LIMIT 1) u ON true
      WHERE v.program_id = $1
        AND NOT EXISTS (SELECT 1 FROM vouchers w WHERE w.replaces_voucher_id = v.id)

@@ -13,6 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::books::USED;
 use super::organisations::Organisation;
 use crate::http::problem::ApiError;
 
@@ -41,12 +42,11 @@ pub async fn record_revoked_book(
     conn: &mut AsyncPgConnection,
     book_id: i64,
 ) -> diesel::QueryResult<()> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "INSERT INTO sync_changes (kind, program_id, voucher_id)
          SELECT 'revoked', v.program_id, v.id FROM vouchers v
-         WHERE v.book_id = $1
-           AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.voucher_id = v.id AND r.cancelled_at IS NULL)",
-    )
+         WHERE v.book_id = $1 AND NOT {USED}"
+    ))
     .bind::<BigInt, _>(book_id)
     .execute(conn)
     .await?;
@@ -145,24 +145,21 @@ async fn current_state(
     conn: &mut AsyncPgConnection,
     departement: &str,
 ) -> diesel::QueryResult<Vec<Change>> {
-    diesel::sql_query(
-        "WITH mine AS (SELECT id FROM programs WHERE $1 = ANY (territory))
+    diesel::sql_query(format!(
+        "WITH mine AS (SELECT id FROM programs WHERE $1 = ANY (territory)),
+              recent AS (SELECT v.*, {USED} AS used FROM vouchers v
+                          WHERE v.program_id IN (SELECT id FROM mine) AND v.expires_on >= current_date - 1)
          SELECT 'revoked' AS kind, v.program_id, v.id AS voucher_id, NULL::smallint AS kid
-           FROM vouchers v JOIN books b ON b.id = v.book_id
-          WHERE v.program_id IN (SELECT id FROM mine) AND b.revoked_at IS NOT NULL
-            AND v.expires_on >= current_date - 1
-            AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.voucher_id = v.id AND r.cancelled_at IS NULL)
+           FROM recent v JOIN books b ON b.id = v.book_id
+          WHERE b.revoked_at IS NOT NULL AND NOT v.used
          UNION ALL
-         SELECT 'redeemed', v.program_id, v.id, NULL
-           FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
-          WHERE v.program_id IN (SELECT id FROM mine) AND r.cancelled_at IS NULL AND r.conflict_id IS NULL
-            AND v.expires_on >= current_date - 1
+         SELECT 'redeemed', v.program_id, v.id, NULL FROM recent v WHERE v.used
          UNION ALL
          SELECT 'withdrawn_kid', NULL, NULL, kid FROM signing_keys WHERE status = 'withdrawn'
          UNION ALL
          SELECT 'closed_program', id, NULL, NULL FROM programs
-          WHERE id IN (SELECT id FROM mine) AND closed_at IS NOT NULL",
-    )
+          WHERE id IN (SELECT id FROM mine) AND closed_at IS NOT NULL"
+    ))
     .bind::<Text, _>(departement)
     .load(conn)
     .await

@@ -10,8 +10,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use super::problem::{ApiError, ProblemType};
 use crate::auth::{token, Role};
-use crate::domain::accounts::{self, Account};
-use crate::domain::devices::{self, Scanner, TOKEN_PREFIX};
+use crate::domain::accounts::Account;
+use crate::domain::devices::{Scanner, TOKEN_PREFIX};
 use crate::state::AppState;
 
 #[derive(Debug, Clone)]
@@ -72,8 +72,9 @@ async fn user_of(state: &AppState, bearer: &str) -> Result<Account, ApiError> {
         .sub
         .parse()
         .map_err(|_| unauthorized("The token names no user."))?;
-    let mut conn = state.pool.get().await?;
-    accounts::account(&mut conn, user_id)
+    state
+        .callers
+        .account(&state.pool, user_id)
         .await?
         .filter(|a| a.user.is_active() && a.organisation.id == claims.org)
         .ok_or_else(|| unauthorized("This account is no longer active."))
@@ -81,8 +82,9 @@ async fn user_of(state: &AppState, bearer: &str) -> Result<Account, ApiError> {
 
 /// The device a scanner token stands for (401 when unknown or revoked).
 async fn device_of(state: &AppState, bearer: &str) -> Result<Scanner, ApiError> {
-    let mut conn = state.pool.get().await?;
-    devices::authenticate(&mut conn, bearer)
+    state
+        .callers
+        .device(&state.pool, bearer)
         .await?
         .ok_or_else(|| unauthorized("This device token is unknown or revoked."))
 }

@@ -64,7 +64,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let issuer = caller.require(&[Role::Issuer])?;
     let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = books::list(
         &mut conn,
         issuer.organisation.id,

@@ -19,7 +19,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-/// The database answers and its schema is up to date.
+/// The database answers and its schema is up to date (503 while the server drains).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -30,6 +30,9 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.is_on() {
+        return Err(ApiError::unavailable("The server is shutting down."));
+    }
     let timeout = state.config.db_timeout;
     match tokio::time::timeout(timeout, db::check_ready(&state.pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),

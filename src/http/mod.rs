@@ -4,6 +4,7 @@ pub mod auth;
 pub mod books;
 pub mod client;
 pub mod health;
+pub mod invoices;
 pub mod json;
 pub mod keys;
 pub mod metrics;
@@ -29,7 +30,27 @@ use actix_web::{web, ResponseError};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::db;
+use crate::state::AppState;
 use problem::{ApiError, ProblemType, PROBLEM_JSON};
+
+/// Runs `lookup` on a reader (`AppState::reader`); when a standby does not
+/// have the object yet (replication lag: it was made a moment ago), on the
+/// primary. Returns the connection it was found on, for the reads that follow.
+pub async fn on_reader<T>(
+    state: &AppState,
+    lookup: impl AsyncFn(&mut db::Connection) -> Result<T, ApiError>,
+) -> Result<(db::Connection, T), ApiError> {
+    let mut conn = state.reader().await?;
+    match lookup(&mut conn).await {
+        Err(e) if e.kind == ProblemType::NotFound && state.has_standby() => {
+            let mut conn = state.pool.get().await?;
+            let found = lookup(&mut conn).await?;
+            Ok((conn, found))
+        }
+        found => found.map(|found| (conn, found)),
+    }
+}
 
 /// Where `/metrics` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +140,33 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/programs/{id}/statement").get(statements::live))
                 .service(web::resource("/statements/{id}/csv").get(statements::csv))
                 .service(web::resource("/statements/{id}/pdf").get(statements::pdf))
-                .service(web::resource("/statements/{id}/payments").post(statements::pay)),
+                .service(web::resource("/statements/{id}/payments").post(statements::pay))
+                .service(
+                    web::resource("/organisations/{id}/invoicing")
+                        .get(invoices::venue_details)
+                        .put(invoices::save_venue_details),
+                )
+                .service(
+                    web::resource("/programs/{id}/invoicing")
+                        .get(invoices::buyer_details)
+                        .put(invoices::save_buyer_details),
+                )
+                .service(web::resource("/statements/{id}/invoices").get(invoices::list))
+                .service(
+                    web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf),
+                )
+                .service(
+                    web::resource("/statements/{id}/invoices/{venue}/invoice.xml")
+                        .get(invoices::invoice_xml),
+                )
+                .service(
+                    web::resource("/statements/{id}/credit-notes/{venue}")
+                        .get(invoices::credit_note_pdf),
+                )
+                .service(
+                    web::resource("/statements/{id}/credit-notes/{venue}/credit-note.xml")
+                        .get(invoices::credit_note_xml),
+                ),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
         .service(

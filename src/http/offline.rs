@@ -62,8 +62,9 @@ pub async fn revoke_device(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Operator])?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok()
-        .json(devices::revoke(&mut conn, *id, caller.role(), caller.organisation_id()).await?))
+    let device = devices::revoke(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
+    state.callers.forget_device(device.id);
+    Ok(HttpResponse::Ok().json(device))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

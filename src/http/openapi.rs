@@ -17,8 +17,8 @@ use utoipa::openapi::{Content, Object, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    books, health, keys, offline, organisations, pagination, problem, programs, redemptions,
-    session, statements, users,
+    books, health, invoices, keys, offline, organisations, pagination, problem, programs,
+    redemptions, session, statements, users,
 };
 
 #[derive(OpenApi)]
@@ -77,12 +77,21 @@ use super::{
         statements::live,
         statements::pay,
         statements::pdf,
+        invoices::venue_details,
+        invoices::save_venue_details,
+        invoices::buyer_details,
+        invoices::save_buyer_details,
+        invoices::list,
+        invoices::invoice_pdf,
+        invoices::invoice_xml,
+        invoices::credit_note_pdf,
+        invoices::credit_note_xml,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
         pagination::Page<crate::domain::redemptions::Redemption>, pagination::Page<crate::domain::redemptions::AuditEvent>,
         pagination::Page<crate::domain::devices::Device>, pagination::Page<crate::domain::batch::Conflict>,
-        pagination::Page<crate::domain::statements::Summary>)),
+        pagination::Page<crate::domain::statements::Summary>, pagination::Page<crate::domain::invoices::IssuedSummary>)),
     modifiers(&BearerAuth, &Problems, &TextRules),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -93,7 +102,8 @@ use super::{
         (name = "books", description = "Books of signed vouchers"),
         (name = "redemptions", description = "Checking and redeeming vouchers at venues"),
         (name = "offline", description = "Scanner devices, sync, offline batches and conflicts"),
-        (name = "statements", description = "Signed statements for funders and venues")
+        (name = "statements", description = "Signed statements for funders and venues"),
+        (name = "invoices", description = "Factur-X invoices and credit notes drawn from venues' extracts")
     )
 )]
 pub struct ApiDoc;
@@ -162,6 +172,19 @@ pub fn book_sizes() -> Object {
         .schema_type(Type::Integer)
         .enum_values(Some(
             crate::voucher::BOOK_SIZES.iter().map(|s| i64::from(*s)),
+        ))
+        .build()
+}
+
+/// The French VAT rates in basis points, or none (exempt).
+pub fn vat_rates() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Integer, Type::Null]))
+        .enum_values(Some(
+            crate::domain::invoices::details::VAT_RATES
+                .iter()
+                .map(|r| serde_json::Value::from(*r))
+                .chain(std::iter::once(serde_json::Value::Null)),
         ))
         .build()
 }
@@ -304,11 +327,11 @@ impl Modify for Problems {
                 // A status stated with a description only gets the problem body.
                 for (status, answer) in answers.iter_mut() {
                     if let RefOr::T(response) = answer {
-                        if status.starts_with('4') || status.starts_with('5') {
-                            if response.content.is_empty() {
-                                let description = response.description.clone();
-                                *response = problem_response(&description, status);
-                            }
+                        if (status.starts_with('4') || status.starts_with('5'))
+                            && response.content.is_empty()
+                        {
+                            let description = response.description.clone();
+                            *response = problem_response(&description, status);
                         }
                     }
                 }

@@ -76,7 +76,7 @@ pub async fn list(
         caller.require(&[Role::Operator])?;
     }
     let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = organisations::list(&mut conn, kind, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |o: &Organisation| o.id)))
 }

@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of an `unavailable` answer: a failover or a restart takes seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// The problem types of the API contract (plus the few HTTP itself needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemType {
@@ -182,7 +185,7 @@ impl ApiError {
     /// `unavailable`, with the `Retry-After` every such answer carries.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         let mut e = ApiError::new(ProblemType::Unavailable, detail);
-        e.retry_after_secs = Some(RETRY_AFTER_SECS);
+        e.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
         e
     }
 
@@ -235,7 +238,10 @@ impl ResponseError for ApiError {
         if self.kind == ProblemType::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Some(secs) = self.retry_after_secs {
+        let retry_after = self
+            .retry_after_secs
+            .or((self.kind == ProblemType::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
@@ -253,7 +259,12 @@ impl From<diesel::result::Error> for ApiError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
             ) => lost_connection(),
-            // tokio-postgres reports a vanished server as an unknown database error.
+            // A server that became a standby under us (a failover): nothing was written.
+            Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                tracing::warn!(error = %e, "the database refused a write: read-only (failover?)");
+                ApiError::unavailable("The database is switching over; try again shortly.")
+            }
+            // tokio-postgres reports a vanished or stopping server as an unknown database error.
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if is_connection_failure(info.message()) =>
             {
@@ -290,6 +301,8 @@ fn lost_connection() -> ApiError {
     ApiError::unavailable("The database connection was lost; try again shortly.")
 }
 
+/// Messages of a server gone, stopping, restarting or in recovery: each means
+/// the transaction did not commit, and a retry may succeed elsewhere.
 fn is_connection_failure(message: &str) -> bool {
     [
         "connection closed",
@@ -297,13 +310,15 @@ fn is_connection_failure(message: &str) -> bool {
         "broken pipe",
         "connection reset",
         "error communicating",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        "the database system is not accepting connections",
     ]
     .iter()
     .any(|m| message.to_ascii_lowercase().contains(m))
 }
-
-/// How long a client waits before trying again after `unavailable`.
-pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// What the database says when a value cannot be stored: SQLSTATE 22021
 /// (a NUL or a byte sequence that is not UTF-8), 22003 (a number out of
@@ -319,6 +334,7 @@ fn refused_value(message: &str) -> Option<&'static str> {
         None
     }
 }
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         tracing::warn!(error = %e, "no database connection");

@@ -37,7 +37,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Funder, Role::Issuer])?;
     let page = params.request()?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = programs::list(
         &mut conn,
         caller.role(),
@@ -110,7 +110,10 @@ pub async fn stats(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
-    let mut conn = state.pool.get().await?;
-    let program = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let org = funder.organisation.id;
+    let (mut conn, program) = super::on_reader(&state, async |conn| {
+        programs::find_own(conn, *id, org).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(stats::of_program(&mut conn, &program).await?))
 }

@@ -53,7 +53,7 @@ pub async fn check(
     let request = body.parse()?;
     let code = redemptions::read_code(&state.keys, &request.code).await?;
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner.venue, &code).await?))
+    Ok(HttpResponse::Ok().json(redemptions::check(&mut conn, &scanner, &code).await?))
 }
 
 /// Redeems a voucher: records the workshop, exactly once. Send an
@@ -92,9 +92,15 @@ pub async fn redeem(
         key,
         hash: idempotency::request_hash("POST", req.path(), &body),
     });
-    let mut conn = state.pool.get().await?;
-    let answer =
-        redemptions::redeem(&mut conn, &scanner, &code, &request.workshop, idem.as_ref()).await?;
+    let answer = redemptions::redeem(
+        &state.pool,
+        state.group_commit.as_ref(),
+        &scanner,
+        &code,
+        &request.workshop,
+        idem.as_ref(),
+    )
+    .await?;
     let status = StatusCode::from_u16(answer.recorded.status).unwrap_or(StatusCode::CREATED);
     let mut response = HttpResponse::build(status);
     response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
@@ -114,7 +120,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Funder])?;
     let page = params.request()?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = redemptions::list(
         &mut conn,
         caller.role(),
@@ -176,7 +182,7 @@ pub async fn audit_trail(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     let page = params.request()?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let rows = redemptions::audit_trail(&mut conn, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |e: &AuditEvent| e.id)))
 }

@@ -59,7 +59,7 @@ pub async fn list(
     params: Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Funder, Role::Venue])?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.reader().await?;
     let items = statements::list(
         &mut conn,
         caller.role(),
@@ -146,8 +146,11 @@ pub async fn live(
     params: Query<RangeParams>,
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
-    let mut conn = state.pool.get().await?;
-    let program = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
+    let org = funder.organisation.id;
+    let (conn, program) = super::on_reader(&state, async |conn| {
+        programs::find_own(conn, *id, org).await
+    })
+    .await?;
     let range = Range {
         from: params.from.unwrap_or_else(|| program.first_day()),
         to: params.to.unwrap_or_else(|| program.today()),
@@ -215,17 +218,19 @@ pub async fn pdf(
 }
 
 /// A connection, and which part of statement `id` the caller may read: the
-/// whole (`None`, its funder) or a venue's extract.
+/// whole (`None`, its funder) or a venue's extract. A closed statement never
+/// changes, so the standby serves it once it has it.
 async fn readable(
     state: &AppState,
     caller: &Caller,
     id: i64,
 ) -> Result<(crate::db::Connection, Option<i64>), ApiError> {
     caller.require(&[Role::Funder, Role::Venue])?;
-    let mut conn = state.pool.get().await?;
-    let scope =
-        statements::viewer_scope(&mut conn, id, caller.role(), caller.organisation_id()).await?;
-    Ok((conn, scope))
+    let (role, org) = (caller.role(), caller.organisation_id());
+    super::on_reader(state, async |conn| {
+        statements::viewer_scope(conn, id, role, org).await
+    })
+    .await
 }
 
 /// A file to download.

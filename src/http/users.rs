@@ -49,6 +49,7 @@ pub async fn deactivate(
     caller.require(&[Role::Operator])?;
     let mut conn = state.pool.get().await?;
     let user = accounts::deactivate(&mut conn, *id).await?;
+    state.callers.forget_user(user.id);
     tracing::info!(
         user = user.id,
         operator = caller.account.user.id,

@@ -5,6 +5,8 @@
 //! and rendered as SVG, PNG, or a module matrix for vector (PDF) output.
 
 pub mod book_pdf;
+pub mod facturx;
+pub mod invoice_pdf;
 pub mod qr;
 pub mod statement_pdf;
 pub mod typeset;

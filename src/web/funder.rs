@@ -21,6 +21,7 @@ use crate::auth::Role;
 use crate::domain::batch::{self, Resolution};
 use crate::domain::organisations;
 use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramRow, Territory};
+use crate::domain::redemptions::ConflictKind;
 use crate::domain::statements::payments::{self, PaymentRequest};
 use crate::domain::statements::{self, Summary, VenueStatus};
 use crate::domain::{stats, themes};
@@ -46,7 +47,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/releves/{id}/pdf").get(statement_pdf))
         .service(web::resource("/releves/{id}/paiements").post(pay))
         .service(web::resource("/conflits").get(conflicts))
-        .service(web::resource("/conflits/{id}").post(resolve));
+        .service(web::resource("/conflits/{id}").post(resolve))
+        .configure(super::invoicing::funder_routes);
 }
 
 fn program_url(id: i32) -> String {
@@ -386,6 +388,7 @@ async fn program_page(
         (money(&program))
         div.actions {
             a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
+            a.button.button--secondary href={ (url) "/facturation" } { "Facturation (Chorus Pro)" }
         }
         dl.facts {
             dt { "Valeur d'un coupon" } dd { (format::euros(program.face_value_cents)) }
@@ -1099,7 +1102,7 @@ async fn conflicts_page(
     let content = html! {
         h1 { "Conflits à arbitrer" }
         (notice(text))
-        p { "Un conflit naît quand un lieu, hors connexion, a scanné un coupon qu'un autre lieu avait déjà utilisé. Décidez s'il faut payer aussi cet atelier." }
+        p { "Un conflit naît quand un lieu, hors connexion, a scanné un coupon qu'un autre lieu avait déjà utilisé, ou un coupon d'un carnet remplacé depuis. Décidez s'il faut payer cet atelier. Un coupon remplacé n'est jamais payé en plus de son remplaçant : le payer utilise sa place dans le carnet." }
         @if open.is_empty() {
             p.muted { "Aucun conflit en attente." }
         }
@@ -1111,6 +1114,7 @@ async fn conflicts_page(
             article.card aria-labelledby={ (prefix) "-titre" } {
                 h2 #{ (prefix) "-titre" } { "Coupon " span.code { (typed(c.voucher_id)) } }
                 dl.facts {
+                    dt { "Motif du conflit" } dd { (conflict_kind(&c.kind)) }
                     dt { "Lieu" } dd { (venue_names.get(&c.venue_organisation_id).map(String::as_str).unwrap_or("—")) }
                     dt { "Scanné le" } dd { (format::instant(c.scanned_at, tz_of(c.program_id))) }
                     dt { "Atelier" } dd { (themes::label(&c.theme).unwrap_or(&c.theme)) ", le " (format::date(c.held_on)) }
@@ -1155,6 +1159,15 @@ async fn conflicts_page(
         errors.status(),
         layout::page(Some(session), "Conflits à arbitrer", content),
     ))
+}
+
+/// Why a scan came to the funder, in the funder's words.
+fn conflict_kind(kind: &str) -> &'static str {
+    if kind == ConflictKind::Replaced.as_str() {
+        "coupon d'un carnet remplacé depuis"
+    } else {
+        "coupon déjà utilisé dans un autre lieu"
+    }
 }
 
 pub async fn resolve(

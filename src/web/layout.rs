@@ -48,6 +48,7 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/lieu/", "Scanner un coupon"),
             ("/lieu/ateliers", "Ateliers"),
             ("/lieu/releves", "Relevés"),
+            ("/lieu/facturation", "Facturation"),
             ("/lieu/appareils", "Appareils"),
         ],
     }

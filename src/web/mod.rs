@@ -7,6 +7,7 @@ pub mod errors;
 pub mod format;
 pub mod forms;
 pub mod funder;
+pub mod invoicing;
 pub mod issuer;
 pub mod layout;
 pub mod login;

@@ -598,6 +598,7 @@ pub async fn deactivate_user(
     let operator = posted.session.require(Role::Operator)?;
     let mut conn = state.pool.get().await?;
     let user = accounts::deactivate(&mut conn, *id).await?;
+    state.callers.forget_user(user.id);
     tracing::info!(
         user = user.id,
         operator = operator.user.id,

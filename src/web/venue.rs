@@ -14,12 +14,13 @@ use super::assets;
 use super::errors::PageError;
 use super::format;
 use super::forms::{self, FormErrors, NoFields, Posted};
+use super::invoicing;
 use super::layout;
 use super::session::Session;
 use crate::auth::Role;
 use crate::domain::devices::{self, NewDevice};
 use crate::domain::redemptions::{self, Redemption};
-use crate::domain::{paris, statements, themes};
+use crate::domain::{invoices, paris, statements, themes};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -32,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/ateliers/{id}/annuler").post(cancel))
         .service(web::resource("/releves").get(statement_list))
         .service(web::resource("/releves/{id}/csv").get(statement_csv))
-        .service(web::resource("/releves/{id}/pdf").get(statement_pdf));
+        .service(web::resource("/releves/{id}/pdf").get(statement_pdf))
+        .configure(invoicing::venue_routes);
 }
 
 /// What the scan page needs offline: the service worker caches these.
@@ -311,6 +313,7 @@ pub async fn revoke_device(
     let venue = posted.session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
     devices::revoke(&mut conn, *id, Role::Venue, venue.organisation.id).await?;
+    state.callers.forget_device(*id);
     Ok(layout::see_other("/lieu/appareils"))
 }
 
@@ -385,7 +388,7 @@ async fn redemptions_page(
                                 "Atelier n° " (r.id) " du " (format::date(r.held_on)) ", " (duration(r.duration_minutes))
                                 br; "enregistré le " (when(r.redeemed_at)) " · " (format::euros(r.face_value_cents))
                             }
-                            (state_cell(session, r, now - r.redeemed_at <= window))
+                            (state_cell(session, r, now <= redemptions::cancellable_until(r.redeemed_at, window)))
                         }
                     }
                 }
@@ -472,24 +475,39 @@ pub async fn statement_list(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let venue = session.require(Role::Venue)?;
+    let org = venue.organisation.id;
     let mut conn = state.pool.get().await?;
-    let list = statements::list(&mut conn, Role::Venue, venue.organisation.id, None).await?;
+    let list = statements::list(&mut conn, Role::Venue, org, None).await?;
+    let names = invoices::programmes_of_venue(&mut conn, org).await?;
+    let available = invoices::available(&mut conn, org).await?;
+    let issued = invoices::of_venue(&mut conn, org).await?;
+    let missing = invoices::details::missing(&mut conn, org).await?;
     Ok(venue_page(
         &session,
         "Relevés",
         html! {
             h1 { "Relevés signés" }
-            p.lead { "Chaque relevé clos par un financeur liste les ateliers qu'il vous paie. Votre extrait est signé : gardez-le, il prouve chaque atelier, quel que soit l'opérateur du service." }
+            p.lead { "Chaque relevé clos par un financeur liste les ateliers qu'il vous paie. Votre extrait est signé : gardez-le, il prouve chaque atelier, quel que soit l'opérateur du service. Sa facture, au format Factur-X, se dépose telle quelle sur Chorus Pro." }
+            @if !missing.is_empty() {
+                (invoicing::missing_notice(&missing))
+            } @else {
+                p { a href="/lieu/facturation" { "Vos coordonnées de facturation" } }
+            }
             @if list.is_empty() {
                 p { "Aucun relevé ne vous concerne pour l'instant." }
             } @else {
                 ul.cards aria-label="Relevés signés de votre lieu" {
                     @for s in &list {
+                        @let (program, funder) = names.get(&s.id).cloned().unwrap_or_default();
                         li.card {
                             h2.card__title { "Relevé n° " (s.number) }
-                            p.muted { "Programme " (s.program_id) ", du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
-                            p { strong { (s.total_count) " atelier" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
+                            p.muted { "Programme « " (program) " », financé par " (funder) br; "du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
+                            p { strong { (s.total_count) " ligne" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
+                            (payment_state(s))
                             ul.downloads {
+                                @if missing.is_empty() {
+                                    (invoicing::documents(s.id, s.number, available.get(&s.id), &issued))
+                                }
                                 li { a href={ "/lieu/releves/" (s.id) "/csv" } download {
                                     "Télécharger l'extrait signé (CSV)" span.visually-hidden { " du relevé n° " (s.number) }
                                 } }
@@ -512,6 +530,25 @@ pub async fn statement_list(
             }
         },
     ))
+}
+
+/// Paid (when, by which transfer), awaiting payment, or carried.
+fn payment_state(s: &statements::Summary) -> Markup {
+    let Some(mine) = s.venues.first() else {
+        return html! {};
+    };
+    html! {
+        p {
+            @match (&mine.payment, mine.status) {
+                (Some(p), _) => {
+                    span.badge.badge--valid { "Payé" }
+                    " le " (format::date(p.paid_on)) ", virement " span.code { (p.reference) }
+                }
+                (None, statements::VenueStatus::Due) => span.badge { "En attente de paiement" },
+                (None, _) => { span.badge { "Rien à payer" } " : le solde est reporté sur le relevé suivant" },
+            }
+        }
+    }
 }
 
 /// The venue's extract: exactly the bytes whose digest is signed.

@@ -15,7 +15,7 @@ use crate::redemptions::{issue_book, redeem, workshop};
 use crate::web::Visitor;
 
 /// The tables a refused request must leave as they were.
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 18] = [
     "organisations",
     "users",
     "programs",
@@ -30,6 +30,10 @@ const TABLES: [&str; 14] = [
     "statement_payments",
     "book_sends",
     "signing_keys",
+    "venue_invoicing",
+    "program_invoicing",
+    "invoices",
+    "invoice_corrections",
 ];
 
 async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
@@ -265,6 +269,22 @@ async fn control_characters_in_any_text_field_are_a_validation_error_naming_it()
             Some(operator),
             json!({"purpose": "voucher\u{0}"}),
             "purpose",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/organisations/{}/invoicing", o.venue),
+            Some(venue),
+            json!({"legal_name": "Lieu\u{0}", "address": "1 rue X", "postcode": "67000", "city": "Strasbourg",
+                   "vat_regime": "exempt", "vat_exemption_reason": "TVA non applicable, art. 293 B du CGI",
+                   "iban": "FR76 3000 6000 0112 3456 7890 189"}),
+            "legal_name",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/programs/{}/invoicing", f.program_id),
+            Some(funder),
+            json!({"buyer_siret": passnum::demo::siret_from("90000009", "0001"), "service_code": "SERVICE\u{0}"}),
+            "service_code",
         ),
     ];
     let before = snapshot(&app).await;

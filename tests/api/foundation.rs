@@ -89,6 +89,7 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
     let state = passnum::state::AppState {
         config: std::sync::Arc::new(config),
         pool,
+        read_pool: None,
         keys: std::sync::Arc::new(keys),
         mailer: passnum::mail::Mailer::new(None, "test@example.org").unwrap(),
         passwords: std::sync::Arc::new(passnum::auth::password::PasswordQueue::for_this_machine()),
@@ -96,6 +97,9 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
             1,
             Duration::from_secs(2),
         )),
+        draining: Default::default(),
+        callers: std::sync::Arc::default(),
+        group_commit: None,
     };
     let server = passnum::app::Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());

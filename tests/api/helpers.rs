@@ -144,14 +144,19 @@ pub async fn spawn_app_on(config: Config) -> TestApp {
     TestApp {
         address,
         state,
-        // Idle connections are dropped before the server's keep-alive (5 s)
-        // closes them: reusing one just as it closes fails the request.
-        client: reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(3))
-            .build()
-            .expect("a client"),
+        client: test_client(),
         server,
     }
+}
+
+/// A client that drops a kept-alive connection long before the server does
+/// (actix closes it after 5 s idle): reusing one just as the server closes it
+/// fails the request, which a busy machine made happen between slow steps.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client")
 }
 
 impl TestApp {

@@ -20,7 +20,15 @@ pub async fn issue_book(app: &TestApp, f: &Fixture, size: i64) -> Value {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+    let book: Value = res.json().await.unwrap();
+    // As if handed out a week ago: offline scans here are dated up to a few
+    // days back, and a scan is never dated before its book existed.
+    app.sql(&format!(
+        "UPDATE books SET created_at = now() - interval '8 days' WHERE id = {}",
+        book["id"]
+    ))
+    .await;
+    book
 }
 
 pub fn workshop() -> Value {
@@ -182,6 +190,8 @@ async fn one_voucher_redeemed_by_64_requests_over_two_instances_is_redeemed_once
     let mut second = test_config(&database_url);
     second.keys_dir = a.state.config.keys_dir.clone();
     second.db_pool_size = 16;
+    // One instance writes each redemption alone, the other in groups.
+    second.group_commit = 4;
     let b = spawn_app_on(second).await;
     let f = fixture(&a).await;
     let venue = &f.tokens[&Role::Venue];
@@ -677,4 +687,82 @@ async fn themes_are_listed_in_french() {
     assert!(themes.len() >= 8);
     assert!(themes.iter().any(|t| t["code"] == "online_procedures"
         && t["label"] == "Faire ses démarches administratives en ligne"));
+}
+
+#[tokio::test]
+async fn grouped_redemptions_each_get_their_own_answer_and_replay_it() {
+    let database_url = new_database().await;
+    let mut config = test_config(&database_url);
+    config.db_pool_size = 8;
+    config.group_commit = 2;
+    let app = spawn_app_on(config).await;
+    let f = fixture(&app).await;
+    let venue = &f.tokens[&Role::Venue];
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let book = issue_book(&app, &f, 10).await;
+        codes.extend((0..10).map(|i| code(&book, i)));
+    }
+    // 40 vouchers, each sent twice at once with one key, and one voucher
+    // also sent without a key: grouped together, judged apart.
+    let send = |code: String, key: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .with_token(Method::POST, "/api/v1/redemptions", venue)
+                .json(&json!({"code": code, "workshop": workshop()}));
+            if let Some(key) = key {
+                req = req.header("Idempotency-Key", key);
+            }
+            let res = req.send().await.unwrap();
+            let replayed = res.headers().contains_key("idempotent-replayed");
+            (res.status().as_u16(), replayed, res.text().await.unwrap())
+        }
+    };
+    let requests = codes.iter().enumerate().flat_map(|(i, c)| {
+        [
+            send(c.clone(), Some(format!("g-{i}"))),
+            send(c.clone(), Some(format!("g-{i}"))),
+        ]
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for pair in answers.chunks(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert_eq!((a.0, b.0), (201, 201), "{a:?} {b:?}");
+        assert_eq!(a.2, b.2, "the same answer for the same key");
+        assert!(a.1 != b.1, "one of the two is the replay: {a:?} {b:?}");
+    }
+    let (status, _, body) = send(codes[0].clone(), None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(app.count("redemptions").await, 40);
+}
+
+#[tokio::test]
+async fn a_redemption_is_one_statement_prepared_once_per_connection() {
+    let database_url = new_database().await;
+    let mut config = test_config(&database_url);
+    // One connection: every request below runs on it.
+    config.db_pool_size = 1;
+    let app = spawn_app_on(config).await;
+    let f = fixture(&app).await;
+    let book = issue_book(&app, &f, 5).await;
+    for i in 0..5 {
+        let res = redeem(&app, &f.tokens[&Role::Venue], &code(&book, i)).await;
+        assert_eq!(res.status(), 201);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.state.pool.get().await.unwrap();
+    let prepared: Prepared = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'SELECT * FROM redeem(%'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(prepared.n, 1, "prepared once, used five times");
 }

@@ -136,7 +136,12 @@ async fn every_post_form_of_the_venue_pages_carries_the_session_token() {
     redeemed(&app, &f).await;
     let mut visitor = Visitor::login(&app, VENUE).await;
     activate(&mut visitor, "Tablette").await;
-    for path in ["/lieu/", "/lieu/ateliers", "/lieu/appareils"] {
+    for path in [
+        "/lieu/",
+        "/lieu/ateliers",
+        "/lieu/appareils",
+        "/lieu/facturation",
+    ] {
         let page = visitor.get(path).await;
         assert_eq!(page.status, 200, "{path}");
         let token = page.csrf_token();
@@ -424,4 +429,148 @@ async fn the_venues_workshops_are_listed_newest_first_fifty_a_page() {
     // Another venue sees none of them.
     let mut other = Visitor::login(&app, OTHER_VENUE).await;
     assert!(shown(&other.get("/lieu/ateliers").await.body).is_empty());
+}
+
+#[tokio::test]
+async fn a_venue_fills_in_its_invoicing_details_then_downloads_its_invoice_and_sees_it_paid() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    redeemed(&app, &f).await;
+    let statement: Value = crate::statements::close(&app, &f, passnum::domain::paris::today())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = statement["id"].as_i64().unwrap();
+    let mut venue = Visitor::login(&app, VENUE).await;
+
+    // Without details the page says what to fill in, and offers no invoice yet.
+    let list = venue.get("/lieu/releves").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body
+            .contains("Vos factures attendent vos coordonnées de facturation"),
+        "{}",
+        list.body
+    );
+    for item in [
+        "la raison sociale",
+        "l&#39;IBAN du compte à payer",
+        "le régime de TVA",
+    ] {
+        assert!(
+            list.body.contains(item) || list.body.contains(&item.replace("&#39;", "'")),
+            "{item}"
+        );
+    }
+    assert!(
+        list.body.contains("Pass numérique Alsace (démo)"),
+        "the programme is named"
+    );
+    assert!(
+        list.body.contains("Collectivité"),
+        "the funder is named: {}",
+        list.body
+    );
+    assert!(list.body.contains("En attente de paiement"));
+    assert!(!list.body.contains(&format!("/lieu/releves/{id}/facture")));
+    let download = venue.get(&format!("/lieu/releves/{id}/facture")).await;
+    assert_eq!(download.status, 303);
+    assert_eq!(download.location(), "/lieu/facturation");
+
+    // A wrong IBAN comes back in French, tied to its field; nothing is stored.
+    let form = venue.get("/lieu/facturation").await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains("value=\"67100\""),
+        "pre-filled from the venue: {}",
+        form.body
+    );
+    let fields = [
+        ("legal_name", "Association Les Clés du numérique"),
+        ("address", "3 rue des Tanneurs"),
+        ("postcode", "67000"),
+        ("city", "Strasbourg"),
+        ("vat_regime", "exempt"),
+        (
+            "vat_exemption_reason",
+            "TVA non applicable, art. 261-7-1° b du CGI",
+        ),
+        ("vat_number", ""),
+        ("vat_rate", ""),
+        ("iban", "FR76 3000 6000 0112 3456 7890 188"),
+        ("bic", ""),
+    ];
+    let refused = venue
+        .submit("/lieu/facturation", "/lieu/facturation", &fields)
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("Cet IBAN n&#39;est pas valide")
+            || refused.body.contains("Cet IBAN n'est pas valide"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("id=\"iban-erreur\""));
+    assert_eq!(app.count("venue_invoicing").await, 0);
+    let mut fields = fields.to_vec();
+    fields[8] = ("iban", "FR76 3000 6000 0112 3456 7890 189");
+    let saved = venue
+        .submit("/lieu/facturation", "/lieu/facturation", &fields)
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert!(venue
+        .get("/lieu/facturation?enregistre=1")
+        .await
+        .body
+        .contains("sont enregistrées"));
+
+    let list = venue.get("/lieu/releves").await;
+    assert!(!list.body.contains("Vos factures attendent"));
+    assert!(list.body.contains(&format!("/lieu/releves/{id}/facture")));
+    let pdf = app
+        .client
+        .get(app.url(&format!("/lieu/releves/{id}/facture")))
+        .header(
+            "cookie",
+            format!("passnum_session={}", venue.cookies["passnum_session"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()[CONTENT_TYPE], "application/pdf");
+    assert!(pdf.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("facture-PN-000001.pdf"));
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-1.7"));
+
+    // Paid: the page says when, and by which transfer.
+    let venue_id = statement["venues"][0]["venue_organisation_id"].clone();
+    let res = app
+        .with_token(Method::POST, &format!("/api/v1/statements/{id}/payments"), &f.tokens[&Role::Funder])
+        .json(&serde_json::json!({"venue_organisation_id": venue_id, "amount_cents": statement["venues"][0]["total_cents"], "paid_on": passnum::domain::paris::today().to_string(), "reference": "VIR-2026-0099"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let list = venue.get("/lieu/releves").await;
+    assert!(list.body.contains("VIR-2026-0099"));
+    assert!(list.body.contains("Payé"));
+    assert!(list.body.contains("facture (Factur-X) n° PN-000001"));
+    // Another venue gets neither the invoice nor the form's contents.
+    let mut other = Visitor::login(&app, OTHER_VENUE).await;
+    assert_eq!(
+        other
+            .get(&format!("/lieu/releves/{id}/facture"))
+            .await
+            .status,
+        404
+    );
+    assert!(!other
+        .get("/lieu/facturation")
+        .await
+        .body
+        .contains("Les Clés du numérique"));
 }

@@ -88,35 +88,57 @@ struct Previous {
 /// cancelled nor reversed and on no statement yet, held up to that day in the
 /// programme's time zone (late offline scans included), and reversals of
 /// redemptions already paid.
+///
+/// Each redemption read is locked for update until the statement commits: a
+/// cancel or reversal in flight finishes first and the row is read again (a
+/// cancelled one drops out), and one that comes later waits, then finds the
+/// redemption on the statement (`redemptions_final_once_paid`).
 async fn payable(
     conn: &mut AsyncPgConnection,
     program_id: i32,
     tz: &str,
     period_end: NaiveDate,
 ) -> QueryResult<Vec<Line>> {
-    diesel::sql_query(
-        "SELECT r.id AS redemption_id, 'redemption' AS kind, r.redeemed_at, r.venue_organisation_id,
-                o.siret::text AS venue_siret, o.name AS venue_name, r.voucher_id, v.position, r.theme,
-                r.held_on, r.face_value_cents AS amount_cents
-           FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id JOIN organisations o ON o.id = r.venue_organisation_id
+    const COLUMNS: &str = "r.id AS redemption_id, r.redeemed_at, r.venue_organisation_id,
+        o.siret::text AS venue_siret, o.name AS venue_name, r.voucher_id, v.position, r.theme, r.held_on";
+    const FROM: &str = "FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
+        JOIN organisations o ON o.id = r.venue_organisation_id";
+    let paid = diesel::sql_query(format!(
+        "SELECT {COLUMNS}, 'redemption' AS kind, r.face_value_cents AS amount_cents {FROM}
           WHERE r.program_id = $1 AND r.cancelled_at IS NULL AND r.reversed_at IS NULL
             AND (r.redeemed_at AT TIME ZONE $2)::date <= $3
             AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'redemption')
-         UNION ALL
-         SELECT r.id, 'reversal', r.redeemed_at, r.venue_organisation_id, o.siret::text, o.name, r.voucher_id,
-                v.position, r.theme, r.held_on, -r.face_value_cents
-           FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id JOIN organisations o ON o.id = r.venue_organisation_id
+          ORDER BY r.id
+          FOR UPDATE OF r"
+    ));
+    let taken_back = diesel::sql_query(format!(
+        "SELECT {COLUMNS}, 'reversal' AS kind, -r.face_value_cents AS amount_cents {FROM}
           WHERE r.program_id = $1 AND r.reversed_at IS NOT NULL
             AND (r.reversed_at AT TIME ZONE $2)::date <= $3
             AND EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'redemption')
             AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.redemption_id = r.id AND l.kind = 'reversal')
-          ORDER BY 3, 1, 2",
-    )
-    .bind::<Integer, _>(program_id)
-    .bind::<Text, _>(tz)
-    .bind::<Date, _>(period_end)
-    .load(conn)
-    .await
+          ORDER BY r.id
+          FOR UPDATE OF r"
+    ));
+    let mut lines: Vec<Line> = paid
+        .bind::<Integer, _>(program_id)
+        .bind::<Text, _>(tz)
+        .bind::<Date, _>(period_end)
+        .load(conn)
+        .await?;
+    lines.extend(
+        taken_back
+            .bind::<Integer, _>(program_id)
+            .bind::<Text, _>(tz)
+            .bind::<Date, _>(period_end)
+            .load::<Line>(conn)
+            .await?,
+    );
+    // The statement's order: by time, then redemption, a payment before its reversal.
+    lines.sort_by(|a, b| {
+        (a.redeemed_at, a.redemption_id, &a.kind).cmp(&(b.redeemed_at, b.redemption_id, &b.kind))
+    });
+    Ok(lines)
 }
 
 /// The venues' negative balances on earlier statements, not carried yet.

@@ -8,6 +8,9 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_email ON login_failures (email, failed_at);
 CREATE INDEX login_failures_client ON login_failures (client_ip, failed_at);
 
+ALTER TABLE invoices
+    DROP CONSTRAINT invoices_total_capped,
+    DROP CONSTRAINT invoices_issued_on_bounded;
 ALTER TABLE statement_payments
     DROP CONSTRAINT statement_payments_amount_capped,
     DROP CONSTRAINT statement_payments_paid_on_bounded;

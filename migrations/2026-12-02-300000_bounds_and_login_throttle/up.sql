@@ -40,6 +40,13 @@ ALTER TABLE statement_payments
     ADD CONSTRAINT statement_payments_paid_on_bounded
         CHECK (paid_on BETWEEN DATE '2000-01-01' AND DATE '2100-12-31');
 
+-- An invoice or credit note is for one venue's extract of one programme's
+-- statement, so within the programme's budget.
+ALTER TABLE invoices
+    ADD CONSTRAINT invoices_total_capped CHECK (total_cents <= 100000000000),
+    ADD CONSTRAINT invoices_issued_on_bounded
+        CHECK (issued_on BETWEEN DATE '2000-01-01' AND DATE '2100-12-31');
+
 -- Login throttling (auth::throttle): one row per account and per client
 -- address, counting recent failures, so the statement that admits an
 -- attempt can lock, decide and count at once. Replaces one row per failure.
