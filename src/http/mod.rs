@@ -153,19 +153,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 )
                 .service(web::resource("/statements/{id}/invoices").get(invoices::list))
                 .service(
-                    web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf),
+                    web::resource("/statements/{id}/invoices/{venue_organisation_id}")
+                        .get(invoices::invoice_pdf),
                 )
                 .service(
-                    web::resource("/statements/{id}/invoices/{venue}/invoice.xml")
+                    web::resource("/statements/{id}/invoices/{venue_organisation_id}/invoice.xml")
                         .get(invoices::invoice_xml),
                 )
                 .service(
-                    web::resource("/statements/{id}/credit-notes/{venue}")
+                    web::resource("/statements/{id}/credit-notes/{venue_organisation_id}")
                         .get(invoices::credit_note_pdf),
                 )
                 .service(
-                    web::resource("/statements/{id}/credit-notes/{venue}/credit-note.xml")
-                        .get(invoices::credit_note_xml),
+                    web::resource(
+                        "/statements/{id}/credit-notes/{venue_organisation_id}/credit-note.xml",
+                    )
+                    .get(invoices::credit_note_xml),
                 ),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))

@@ -235,7 +235,9 @@ fn operations(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
 }
 
 /// The methods each path of the API takes (the `Allow` of a 405), from the
-/// document itself: one list, never out of step with the routes.
+/// document itself: one list, never out of step with the routes. Paths are
+/// compared with their parameters unnamed (`/statements/{}/invoices/{}`), so
+/// a route that names a parameter otherwise than the document still matches.
 pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
     static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
         let mut doc = ApiDoc::openapi();
@@ -244,11 +246,32 @@ pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
             .iter_mut()
             .map(|(path, item)| {
                 let methods: Vec<&str> = operations(item).into_iter().map(|(m, _)| m).collect();
-                (path.clone(), methods.join(", "))
+                (unnamed(path), methods.join(", "))
             })
             .collect()
     });
-    ALLOWED.get(pattern).map(String::as_str)
+    ALLOWED.get(&unnamed(pattern)).map(String::as_str)
+}
+
+/// A path pattern with each `{name}` made `{}`.
+fn unnamed(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_name = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                in_name = true;
+                out.push('{');
+            }
+            '}' => {
+                in_name = false;
+                out.push('}');
+            }
+            _ if in_name => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The problem answers shared by many operations, as components.
@@ -457,6 +480,14 @@ mod tests {
         assert_eq!(
             allowed_methods("/api/v1/organisations/{id}/accreditation"),
             Some("POST, DELETE")
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/statements/{id}/invoices/{venue}/invoice.xml"),
+            Some("GET")
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/organisations/{id}/invoicing"),
+            Some("GET, PUT")
         );
         assert_eq!(allowed_methods("/nowhere"), None);
     }

@@ -789,6 +789,8 @@ async fn a_lost_database_connection_is_unavailable_not_a_validation_error() {
     }
     let app = spawn_app().await;
     let f = fixture(&app).await;
+    // A connection whose backend was terminated; `discard` keeps it from
+    // going back to the pool (checkouts run no test query).
     let dropped = || async {
         let mut conn = app.state.pool.get().await.unwrap();
         let Pid { pid } = diesel::sql_query("SELECT pg_backend_pid() AS pid")
@@ -799,16 +801,18 @@ async fn a_lost_database_connection_is_unavailable_not_a_validation_error() {
             .await;
         conn
     };
+    let discard = |conn| drop(deadpool::managed::Object::take(conn));
     let new_user = passnum::domain::accounts::NewUser {
         organisation_id: f.org_ids["lieu@demo.passnum.test"],
         email: "agent@example.org".into(),
         password: "long enough password".into(),
     };
-    let e =
-        passnum::domain::accounts::create(&mut *dropped().await, &app.state.passwords, new_user)
-            .await
-            .unwrap_err();
+    let mut conn = dropped().await;
+    let e = passnum::domain::accounts::create(&mut conn, &app.state.passwords, new_user)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ProblemType::Unavailable, "{e}");
+    discard(conn);
 
     let issuer = issuer_account(&app).await;
     let signer = app
@@ -821,11 +825,12 @@ async fn a_lost_database_connection_is_unavailable_not_a_validation_error() {
         serde_json::from_value(json!({"program_id": f.program_id, "size": 5,
         "beneficiary": {"reference": "R", "postcode": "67000"}}))
         .unwrap();
-    let e =
-        passnum::domain::books::issue(&mut *dropped().await, &issuer, signer, new_book, "http://x")
-            .await
-            .unwrap_err();
+    let mut conn = dropped().await;
+    let e = passnum::domain::books::issue(&mut conn, &issuer, signer, new_book, "http://x")
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ProblemType::Unavailable, "{e}");
+    discard(conn);
 
     let program = passnum::domain::programs::find_own(
         &mut app.state.pool.get().await.unwrap(),
@@ -834,8 +839,9 @@ async fn a_lost_database_connection_is_unavailable_not_a_validation_error() {
     )
     .await
     .unwrap();
+    let mut conn = dropped().await;
     let e = passnum::domain::programs::allocate(
-        &mut *dropped().await,
+        &mut conn,
         &program,
         passnum::domain::programs::NewAllocation {
             issuer_organisation_id: f.org_ids["prescripteur@demo.passnum.test"],
@@ -845,6 +851,7 @@ async fn a_lost_database_connection_is_unavailable_not_a_validation_error() {
     .await
     .unwrap_err();
     assert_eq!(e.kind, ProblemType::Unavailable, "{e}");
+    discard(conn);
 }
 
 async fn issuer_account(app: &TestApp) -> passnum::domain::accounts::Account {
