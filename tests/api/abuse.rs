@@ -924,6 +924,11 @@ async fn twenty_concurrent_wrong_passwords_give_at_most_five_unauthorized() {
     let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
     statuses.sort();
     let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    // Shown with --nocapture: the figure docs/benchmarks.md quotes.
+    println!(
+        "20 concurrent wrong passwords: {unauthorized} × 401, {} × 429",
+        statuses.iter().filter(|s| **s == 429).count()
+    );
     assert!(unauthorized <= 5, "{statuses:?}");
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
@@ -953,6 +958,10 @@ async fn forty_five_concurrent_guesses_from_one_address_give_at_most_thirty_unau
         .map(|r| r.status().as_u16())
         .collect();
     let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    println!(
+        "45 concurrent guesses from one address: {unauthorized} × 401, {} × 429",
+        statuses.iter().filter(|s| **s == 429).count()
+    );
     assert!(unauthorized <= 30, "{statuses:?}");
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
