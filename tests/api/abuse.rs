@@ -550,6 +550,15 @@ async fn the_database_refuses_amounts_and_dates_out_of_bounds() {
         format!("UPDATE programs SET issue_until = '2101-01-01' WHERE id = {id}"),
         format!("UPDATE programs SET issue_until = '1999-12-31' WHERE id = {id}"),
         "UPDATE organisations SET accredited_until = '1999-12-31' WHERE kind = 'venue'".to_owned(),
+        // An invoice's CHECKs come before its foreign keys: no statement needed.
+        "INSERT INTO invoices (statement_id, venue_organisation_id, type_code, sequence, number, \
+         issued_on, total_cents, document, xml) \
+         VALUES (1, 1, 380, 1, 'F-1', '2026-12-01', 100000000001, '{}', '')"
+            .to_owned(),
+        "INSERT INTO invoices (statement_id, venue_organisation_id, type_code, sequence, number, \
+         issued_on, total_cents, document, xml) \
+         VALUES (1, 1, 380, 1, 'F-1', '2101-01-01', 100, '{}', '')"
+            .to_owned(),
     ] {
         let refused = diesel::sql_query(&statement).execute(&mut conn).await;
         assert!(
