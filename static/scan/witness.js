@@ -36,9 +36,16 @@ const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 
 /** `<name>+<hex key id>+<base64(0x01 ‖ Ed25519 key)>` → { name, id, key }. */
 export async function parseVerifierKey(vkey) {
-  const [name, hexId, encoded, ...rest] = vkey.trim().split("+");
-  const raw = encoded ? fromBase64(encoded) : new Uint8Array();
-  if (!name || rest.length || !/^[0-9a-f]{8}$/.test(hexId ?? "") || raw.length !== 33 || raw[0] !== 1) {
+  // The base64 key may hold "+" itself: split at the first two only.
+  const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(vkey.trim());
+  const [, name, hexId, encoded] = match ?? [];
+  let raw = new Uint8Array();
+  try {
+    raw = encoded ? fromBase64(encoded) : raw;
+  } catch {
+    // not base64: refused below
+  }
+  if (!match || raw.length !== 33 || raw[0] !== 1) {
     throw new LogAlarm("bad-key", "la clé du journal est illisible");
   }
   const id = (await sha256(concat(enc.encode(name), Uint8Array.of(0x0a), raw))).subarray(0, 4);

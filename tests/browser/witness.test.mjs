@@ -45,7 +45,8 @@ async function checkpointOf(server, size) {
 
 /** The log's private key, found in the server's keys directory by its public half. */
 function logKey(server, vkey) {
-  const [, , encoded] = vkey.trim().split('+');
+  // The base64 key may hold "+" itself: it is all after the second one.
+  const encoded = vkey.trim().split('+').slice(2).join('+');
   const wanted = Buffer.from(encoded, 'base64').subarray(1).toString('base64url');
   const dir = join(server.dir, 'keys');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.pem'))) {
@@ -73,7 +74,7 @@ function mth(leaves) {
 
 /** Another log of `entries` (fewer than 256), signed with the log's key. */
 function forkedLog(vkey, key, entries) {
-  const [origin, hexId] = vkey.trim().split('+');
+  const [origin, hexId] = vkey.trim().split('+', 2);
   const leaves = entries.map((e) => sha256([0], e));
   const text = `${origin}\n${entries.length}\n${mth(leaves).toString('base64')}\n`;
   const signature = Buffer.concat([Buffer.from(hexId, 'hex'), sign(null, Buffer.from(text), key)]);
