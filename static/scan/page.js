@@ -11,6 +11,7 @@ const REFUSALS = {
   "malformed-code": ["Code illisible", "Ce n'est pas un coupon du pass numérique, ou le code est mal lu."],
   "invalid-signature": ["Coupon refusé\u00a0: faux", "La signature ne correspond pas\u00a0: ce coupon n'a pas été émis par le pass numérique."],
   "unknown-key": ["Coupon refusé\u00a0: non reconnu", "Ce coupon est signé d'une clé inconnue ou retirée."],
+  "key-withdrawn": ["Coupon refusé\u00a0: clé retirée", "La clé qui a signé ce coupon a été retirée par l'opérateur."],
   "voucher-expired": ["Coupon expiré", "La date de validité de ce coupon est passée."],
   "voucher-revoked": ["Coupon annulé", "Le carnet de ce coupon a été annulé par le prescripteur."],
   "program-closed": ["Programme clôturé", "Le programme qui finance ce coupon est clos."],
@@ -53,10 +54,14 @@ function showVerdict(v) {
   box.hidden = false;
   box.className = `verdict ${v.ok ? "verdict--valid" : "verdict--refused"}`;
   if (v.ok) {
-    $("verdict-title").textContent = `Valide — atelier ${v.voucher.position} / ${v.voucher.bookSize}`;
+    $("verdict-title").textContent = v.keyUnknown
+      ? `À confirmer — atelier ${v.voucher.position} / ${v.voucher.bookSize}`
+      : `Valide — atelier ${v.voucher.position} / ${v.voucher.bookSize}`;
     $("verdict-detail").textContent = v.online
       ? "Renseignez l'atelier puis enregistrez."
-      : "Hors connexion\u00a0: vérifié sur le téléphone, il sera envoyé au retour du réseau.";
+      : v.keyUnknown
+        ? "Hors connexion\u00a0: ce coupon est signé d'une clé récente que le téléphone ne connaît pas encore. Enregistrez l'atelier\u00a0: le serveur le vérifiera au retour du réseau."
+        : "Hors connexion\u00a0: vérifié sur le téléphone, il sera envoyé au retour du réseau.";
   } else {
     const [title, detail] = refusal(v.problem);
     $("verdict-title").textContent = title;

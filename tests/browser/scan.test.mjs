@@ -237,6 +237,34 @@ describe('the scan page', () => {
     assert.deepEqual(conflicts.items.map((c) => c.voucher_id), [voucher.voucher_id]);
   });
 
+  test('offline, a coupon signed by a key rotated since the last sync is queued for the server, not refused, then redeemed', async () => {
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.context().setOffline(true);
+    await page.getByText(/^Hors connexion/).waitFor();
+    // While the phone is away, the operator rotates the voucher key and a book is signed with the new one.
+    const operator = await apiToken(server, ACCOUNTS.operator);
+    const { kid } = await api(server, operator, 'POST', '/api/v1/keys/rotate', { purpose: 'voucher' });
+    const fresh = await issueBook(server, issuer);
+    assert.match(fresh.vouchers[0].code, new RegExp(`^PN1:`));
+    const known = await page.evaluate(async (kid) => {
+      const { getSetting } = await import('/static/scan/store.js');
+      return ((await getSetting('jwks'))?.keys ?? []).some((k) => k.kid === kid && k.purpose === 'voucher');
+    }, kid);
+    assert.equal(known, false, 'the phone has not seen the new key');
+    await photo(await printedQr(server, issuer, fresh.vouchers[0].voucher_id));
+    await verdictIs('À confirmer — atelier 1 / 5');
+    await page.getByText('le serveur le vérifiera au retour du réseau').waitFor();
+    await checkAccessibility(page, 'scan page, key not yet known offline');
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
+    await page.context().setOffline(false);
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
+    await verdictIs('Atelier enregistré');
+    const sent = (await redemptions()).find((r) => r.voucher_id === fresh.vouchers[0].voucher_id);
+    assert.ok(sent, 'the server judged and redeemed the queued scan');
+  });
+
   test('a forged QR code is refused on the phone, with no request sent', async () => {
     const forged = await QRCode.toBuffer(forge(book.vouchers[2].code), { errorCorrectionLevel: 'Q', margin: 4, scale: 8 });
     await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
