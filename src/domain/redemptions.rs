@@ -416,6 +416,12 @@ pub struct CheckAnswer {
     /// Why it is not redeemable here: a problem slug.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// With `already-redeemed`: when it was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeemed_at: Option<DateTime<Utc>>,
+    /// With `already-redeemed`: whether the scanner's own venue used it (never which other venue did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeemed_here: Option<bool>,
 }
 
 /// Says whether the scanner's venue could redeem the voucher now; stores nothing.
@@ -435,7 +441,10 @@ pub async fn check(
             .unwrap_or_else(|| ApiError::not_found("No voucher has this code.")));
     }
     let expires_on = j.expires_on.unwrap_or_default();
+    let used = j.problem.as_deref() == Some("already-redeemed");
     Ok(CheckAnswer {
+        redeemed_at: j.redeemed_at.filter(|_| used),
+        redeemed_here: used.then_some(j.mine == Some(true)),
         voucher_id: j.voucher_id.unwrap_or_default().to_string(),
         program_id: j.program_id.unwrap_or_default(),
         position: j.position.unwrap_or_default(),

@@ -137,6 +137,8 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
                         }
                     }
                     button.button #record type="submit" { "Enregistrer" }
+                    // Set well apart from "Enregistrer": a slip must not lose the workshop.
+                    button.button.button--secondary.workshop__skip #skip type="button" { "Abandonner ce coupon" }
                 }
                 button.button.button--secondary #next type="button" hidden { "Scanner un autre coupon" }
                 div.camera {

@@ -84,7 +84,15 @@ async function judgeOnline(code, scannedAt, voucher, { keyUnknown = false } = {}
     if (answer.problem === "already-redeemed") await store.markRedeemed(answer.voucher_id);
     return answer.redeemable
       ? { ok: true, code, scannedAt, voucher: confirmed, online: true }
-      : { ok: false, problem: answer.problem, code, scannedAt, voucher: confirmed };
+      : {
+          ok: false,
+          problem: answer.problem,
+          code,
+          scannedAt,
+          voucher: confirmed,
+          redeemedAt: answer.redeemed_at,
+          redeemedHere: answer.redeemed_here,
+        };
   } catch (error) {
     if (error instanceof api.Problem) return { ok: false, problem: error.problem, code, scannedAt, voucher };
     if (!(error instanceof api.Offline)) throw error;

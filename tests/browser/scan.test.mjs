@@ -143,6 +143,12 @@ describe('the scan page', () => {
     await verdictIs('Valide — atelier 1 / 5');
     await checkAccessibility(page, 'scan page, valid voucher');
     await shot('scan-valid');
+    // Only "Enregistrer" is at hand; leaving the coupon unrecorded is a button set far apart.
+    assert.equal(await page.getByRole('button', { name: 'Scanner un autre coupon' }).isVisible(), false);
+    const record = await page.getByRole('button', { name: 'Enregistrer' }).boundingBox();
+    const skip = await page.getByRole('button', { name: 'Abandonner ce coupon' }).boundingBox();
+    const gap = skip.y - (record.y + record.height);
+    assert.ok(gap >= 32, `${gap} px between "Enregistrer" and "Abandonner ce coupon"`);
     await page.getByLabel('Thème').selectOption({ label: 'Envoyer et recevoir des e-mails' });
     await page.getByLabel('Durée').selectOption({ label: '1 heure 30' });
     await page.getByRole('button', { name: 'Enregistrer' }).click();
@@ -154,6 +160,8 @@ describe('the scan page', () => {
 
     await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await verdictIs('Déjà utilisé');
+    // When, and that it was here (the server says so; never which other venue).
+    await page.locator('#verdict-detail', { hasText: /Utilisé le \d{1,2} \S+ à \d\d:\d\d par votre lieu\.$/ }).waitFor();
     assert.equal(await page.locator('#workshop').isVisible(), false);
     await checkAccessibility(page, 'scan page, already used');
     await shot('scan-already-used');
@@ -174,6 +182,7 @@ describe('the scan page', () => {
     await verdictIs('Enregistré sur le téléphone');
     await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
     await page.getByText('En attente d\'envoi', { exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Envoyer maintenant' }).isVisible(), false, 'nothing to send with offline');
     await checkAccessibility(page, 'scan page, queued offline');
     await shot('scan-queued');
     assert.equal((await redemptions()).length, 1, 'nothing reached the server while offline');
@@ -181,6 +190,7 @@ describe('the scan page', () => {
     await page.context().setOffline(false);
     await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
     await page.getByText('Envoyé : atelier enregistré').waitFor();
+    await page.getByRole('button', { name: 'Envoyer maintenant' }).waitFor();
     await verdictIs('Atelier enregistré');
     await page.getByText('Atelier 2 / 5 : envoyé au retour du réseau.').waitFor();
     await page.getByText(/^En ligne/).waitFor();
@@ -215,7 +225,7 @@ describe('the scan page', () => {
   test('offline, a coupon that another venue redeemed meanwhile comes back as a conflict for the funder', async () => {
     const voucher = otherBook.vouchers[0];
     const qr = await printedQr(server, issuer, voucher.voucher_id);
-    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.getByRole('button', { name: 'Abandonner ce coupon' }).click();
     await page.context().setOffline(true);
     await page.getByText(/^Hors connexion/).waitFor();
     await photo(qr);
@@ -317,11 +327,15 @@ describe('the scan page', () => {
     await page.getByLabel('Code à taper').fill(book.vouchers[3].typed_code.toLowerCase());
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Valide — atelier 4 / 5');
-    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.getByRole('button', { name: 'Abandonner ce coupon' }).click();
     await page.getByLabel('Code à taper').fill('0000-0000-0000-1Z');
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Code illisible');
     assert.match(await title().textContent(), /Code illisible/);
+    // A mistyped code stays in its field, to be corrected; the next coupon starts afresh.
+    assert.equal(await page.getByLabel('Code à taper').inputValue(), '0000-0000-0000-1Z');
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    assert.equal(await page.getByLabel('Code à taper').inputValue(), '');
   });
 
   test("the venue's pages: its workshops (cancelled within the window), statements and devices", async () => {
