@@ -692,6 +692,74 @@ pub async fn recent_for_venue(
     Ok(query.load(conn).await?)
 }
 
+/// What a venue reads of one of its redemptions beside the row: the
+/// coupon as printed (its position in the book, the book's size, its typed
+/// code) and the closed statement that paid it, if any.
+#[derive(Debug, Clone)]
+pub struct RedemptionFacts {
+    pub position: i16,
+    pub book_size: i16,
+    pub typed_code: String,
+    /// The number of the closed statement paying it (a cancellation is then refused).
+    pub statement_number: Option<i32>,
+}
+
+/// [`RedemptionFacts`] of `rows`, by redemption id, in three queries.
+pub async fn facts_of(
+    conn: &mut AsyncPgConnection,
+    rows: &[Redemption],
+) -> Result<std::collections::HashMap<i64, RedemptionFacts>, ApiError> {
+    use crate::db::schema::{books, statement_lines, statements, vouchers};
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let coupons: Vec<(i64, i64, i16, i16)> = redemptions::table
+        .inner_join(vouchers::table.inner_join(books::table))
+        .filter(redemptions::id.eq_any(&ids))
+        .select((
+            redemptions::id,
+            vouchers::id,
+            vouchers::position,
+            books::size,
+        ))
+        .load(conn)
+        .await?;
+    let lines: Vec<(i64, i64)> = statement_lines::table
+        .filter(statement_lines::redemption_id.eq_any(&ids))
+        .filter(statement_lines::kind.eq("redemption"))
+        .select((
+            statement_lines::redemption_id,
+            statement_lines::statement_id,
+        ))
+        .load(conn)
+        .await?;
+    let statement_ids: Vec<i64> = lines.iter().map(|(_, s)| *s).collect();
+    let numbers: std::collections::HashMap<i64, i32> = statements::table
+        .filter(statements::id.eq_any(&statement_ids))
+        .select((statements::id, statements::number))
+        .load::<(i64, i32)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let on_statement: std::collections::HashMap<i64, i32> = lines
+        .into_iter()
+        .filter_map(|(r, s)| numbers.get(&s).map(|n| (r, *n)))
+        .collect();
+    Ok(coupons
+        .into_iter()
+        .map(|(id, voucher, position, book_size)| {
+            let facts = RedemptionFacts {
+                position,
+                book_size,
+                typed_code: u64::try_from(voucher)
+                    .ok()
+                    .and_then(|v| typed_code::encode(v).ok())
+                    .unwrap_or_default(),
+                statement_number: on_statement.get(&id).copied(),
+            };
+            (id, facts)
+        })
+        .collect())
+}
+
 async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Redemption, ApiError> {
     redemptions::table
         .find(id)

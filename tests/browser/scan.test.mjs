@@ -347,16 +347,30 @@ describe('the scan page', () => {
     await fitsThePhone(pages);
     await screenshot(pages, 'venue-workshops', PHONE.width);
     const [first] = await redemptions();
-    await pages.locator('summary', { hasText: new RegExp(`l'atelier n° ${first.id}$`) }).click();
+    // Each workshop names its coupon as the scan page and the book do: position, book size, typed code.
+    const coupon = `coupon 1 / 5, code ${book.vouchers[0].typed_code}`;
+    assert.equal(first.voucher_id, book.vouchers[0].voucher_id);
+    await pages.getByText(book.vouchers[0].typed_code, { exact: true }).waitFor();
+    assert.equal(await pages.getByText(`n° ${first.id}`).count(), 0, 'no internal id shown');
+    await pages.locator('summary', { hasText: `Annuler l'atelier du ${coupon}` }).click();
     await pages.locator(`#motif-${first.id}`).fill('Coupon scanné par erreur');
-    await pages.getByRole('button', { name: `Annuler l'atelier n° ${first.id}`, exact: true }).click();
-    await pages.getByText(`L'atelier n° ${first.id} est annulé`).waitFor();
+    await pages.getByRole('button', { name: `Annuler cet atelier (${coupon})`, exact: true }).click();
+    await pages.getByText(`L'atelier du ${coupon} est annulé`).waitFor();
     await checkAccessibility(pages, 'venue workshops after a cancellation');
     assert.ok((await redemptions()).find((r) => r.id === first.id).cancelled_at);
 
     const funder = await apiToken(server, ACCOUNTS.funder);
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
     const statement = await api(server, funder, 'POST', `/api/v1/programs/${book.program_id}/statements`, { period_end: today });
+    // On a closed statement, a workshop no longer offers "Annuler", and says why.
+    await pages.reload();
+    const live = (await redemptions()).filter((r) => !r.cancelled_at && !r.reversed_at).length;
+    assert.ok(live > 0);
+    assert.equal(await pages.getByText(`Sur le relevé n° ${statement.number}`).count(), live);
+    assert.equal(await pages.locator('summary', { hasText: 'Annuler' }).count(), 0);
+    await pages.getByText('Il figure sur un relevé clos : il ne s\'annule plus.').first().waitFor();
+    await checkAccessibility(pages, 'venue workshops on a closed statement');
+    await screenshot(pages, 'venue-workshops-closed', PHONE.width);
     await pages.getByRole('link', { name: 'Relevés' }).click();
     await pages.getByRole('heading', { name: 'Relevés signés' }).waitFor();
     await pages.getByText(statement.venues[0].sha256, { exact: true }).waitFor({ state: 'attached' });
