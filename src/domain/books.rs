@@ -539,13 +539,55 @@ pub async fn present(
     })
 }
 
-/// An issuer's books, optionally only those with a beneficiary reference.
-fn books_of<'a>(issuer: i64, reference: Option<&str>) -> books::BoxedQuery<'a, diesel::pg::Pg> {
+/// How a list of books is filtered by beneficiary reference.
+#[derive(Debug, Clone, Copy)]
+pub enum ReferenceFilter<'r> {
+    /// Every book.
+    Any,
+    /// Exactly this reference (the API's `?reference=`).
+    Exact(&'r str),
+    /// References containing this text, whatever its case (the page's search).
+    Containing(&'r str),
+}
+
+impl<'r> ReferenceFilter<'r> {
+    fn text(self) -> Option<&'r str> {
+        match self {
+            ReferenceFilter::Any => None,
+            ReferenceFilter::Exact(r) | ReferenceFilter::Containing(r) => {
+                Some(r.trim()).filter(|r| !r.is_empty())
+            }
+        }
+    }
+}
+
+/// `text` as a LIKE pattern matching it anywhere, its own `%`, `_` and `\` taken literally.
+fn containing_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// An issuer's books, filtered by beneficiary reference.
+fn books_of<'a>(issuer: i64, filter: ReferenceFilter<'_>) -> books::BoxedQuery<'a, diesel::pg::Pg> {
     let mut query = books::table
         .filter(books::issuer_organisation_id.eq(issuer))
         .into_boxed();
-    if let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) {
-        query = query.filter(books::beneficiary_reference.eq(reference.to_owned()));
+    match (filter, filter.text()) {
+        (_, None) => {}
+        (ReferenceFilter::Containing(_), Some(text)) => {
+            query = query.filter(books::beneficiary_reference.ilike(containing_pattern(text)));
+        }
+        (_, Some(text)) => {
+            query = query.filter(books::beneficiary_reference.eq(text.to_owned()));
+        }
     }
     query
 }
@@ -558,7 +600,8 @@ pub async fn list(
     after: i64,
     limit: i64,
 ) -> Result<Vec<BookRow>, ApiError> {
-    Ok(books_of(issuer, reference)
+    let filter = reference.map_or(ReferenceFilter::Any, ReferenceFilter::Exact);
+    Ok(books_of(issuer, filter)
         .filter(books::id.gt(after))
         .select(BookRow::as_select())
         .order(books::id)
@@ -571,7 +614,7 @@ pub async fn list(
 pub async fn list_newest(
     conn: &mut AsyncPgConnection,
     issuer: i64,
-    reference: Option<&str>,
+    reference: ReferenceFilter<'_>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<BookRow>, ApiError> {
@@ -791,4 +834,13 @@ pub async fn voucher_code(
         .first(conn)
         .await
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_search_pattern_takes_wildcards_literally() {
+        assert_eq!(super::containing_pattern("0042"), "%0042%");
+        assert_eq!(super::containing_pattern(r"a%b_c\"), r"%a\%b\_c\\%");
+    }
 }

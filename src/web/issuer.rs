@@ -13,7 +13,9 @@ use super::forms::{self, blank_to_none, FormErrors, Input, Posted};
 use super::layout;
 use super::session::Session;
 use crate::auth::Role;
-use crate::domain::books::{self, Beneficiary, Book, BookRow, NewBook, VoucherStatus};
+use crate::domain::books::{
+    self, Beneficiary, Book, BookRow, NewBook, ReferenceFilter, VoucherStatus,
+};
 use crate::domain::printing;
 use crate::domain::programs::{self, Program};
 use crate::http::problem::ProblemType;
@@ -55,7 +57,9 @@ pub async fn home(
     let rows = books::list_newest(
         &mut conn,
         issuer.organisation.id,
-        reference.as_deref(),
+        reference
+            .as_deref()
+            .map_or(ReferenceFilter::Any, ReferenceFilter::Containing),
         query.avant,
         PAGE_SIZE + 1,
     )
@@ -98,7 +102,7 @@ pub async fn home(
         form.inline-form method="get" action="/prescripteur/" role="search" aria-label="Rechercher un carnet" {
             (Input::text("reference", "Référence du bénéficiaire", reference.as_deref().unwrap_or_default())
                 .optional()
-                .hint("Votre numéro de dossier, tel que saisi à l'émission.")
+                .hint("Tout ou partie de votre numéro de dossier, en majuscules ou en minuscules.")
                 .render(&FormErrors::default()))
             button.button.button--secondary type="submit" { "Rechercher" }
             @if reference.is_some() {
@@ -107,14 +111,14 @@ pub async fn home(
         }
         @if shown.is_empty() {
             p.muted {
-                @if reference.is_some() { "Aucun carnet n'a cette référence." }
+                @if let Some(r) = &reference { "Aucun carnet n'a de référence contenant « " (r) " »." }
                 @else { "Aucun carnet n'a encore été émis." }
             }
         } @else {
             div.table-wrap tabindex="0" role="region" aria-labelledby="carnets-titre" {
                 table {
                     caption #carnets-titre {
-                        @if let Some(r) = &reference { "Carnets de la référence « " (r) " »" }
+                        @if let Some(r) = &reference { "Carnets dont la référence contient « " (r) " »" }
                         @else { "Carnets, du plus récent au plus ancien" }
                     }
                     thead { tr {

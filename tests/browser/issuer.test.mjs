@@ -59,10 +59,19 @@ describe('social worker', () => {
     await page.getByRole('cell', { name: '0 / 10' }).first().waitFor();
     await checkAccessibility(page, 'book list');
     await screenshots(page, 'prescripteur-carnets');
-    await page.getByLabel('Référence du bénéficiaire').fill('DOSSIER-2026-0042');
+    // A part of the reference, whatever its case, finds it.
+    await page.getByLabel('Référence du bénéficiaire').fill('dossier-2026');
     await page.getByRole('button', { name: 'Rechercher' }).click();
-    await page.waitForURL(/reference=DOSSIER-2026-0042/);
+    await page.waitForURL(/reference=dossier-2026/);
     assert.equal(await page.locator('tbody tr').count(), 1);
+    await page.getByRole('cell', { name: 'DOSSIER-2026-0042' }).waitFor();
+    await page.getByLabel('Référence du bénéficiaire').fill('0042');
+    await page.getByRole('button', { name: 'Rechercher' }).click();
+    await page.waitForURL(/reference=0042/);
+    assert.equal(await page.locator('tbody tr').count(), 1);
+    await page.getByLabel('Référence du bénéficiaire').fill('%');
+    await page.getByRole('button', { name: 'Rechercher' }).click();
+    await page.getByText("Aucun carnet n'a de référence contenant « % ».").waitFor();
 
     // Lost: replaced by a new book, the old one revoked.
     await page.goto(bookUrl);
