@@ -14,10 +14,11 @@ use super::layout;
 use super::session::Session;
 use crate::auth::Role;
 use crate::domain::books::{
-    self, Beneficiary, Book, BookRow, NewBook, ReferenceFilter, VoucherStatus,
+    self, Beneficiary, BeneficiaryProblem, Book, BookRow, NewBook, ReferenceFilter, VoucherStatus,
 };
 use crate::domain::printing;
 use crate::domain::programs::{self, Program};
+use crate::geo::GeoError;
 use crate::http::problem::ProblemType;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -303,30 +304,56 @@ pub async fn issue(
 ) -> Result<HttpResponse, PageError> {
     let Posted { session, form } = posted;
     let issuer = session.require(Role::Issuer)?;
+    let mut conn = state.pool.get().await?;
+    // Every mistake at once, each in its own words, before the domain is asked.
     let mut errors = FormErrors::default();
-    let program_id = form.program_id.trim().parse::<i32>().ok();
-    let size = form.size.trim().parse::<i64>().ok();
-    if program_id.is_none() {
+    let program = match form.program_id.trim().parse::<i32>() {
+        Ok(id) => programs::find_visible(&mut conn, id, Role::Issuer, issuer.organisation.id)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    if program.is_none() {
         errors.add("program_id", ISSUE_FIELDS[0].2);
     }
+    let size = form
+        .size
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| *s == 5 || *s == 10);
     if size.is_none() {
         errors.add("size", ISSUE_FIELDS[1].2);
     }
-    let (Some(program_id), Some(size)) = (program_id, size) else {
+    let beneficiary = Beneficiary {
+        reference: form.reference.clone(),
+        postcode: form.postcode.trim().to_owned(),
+        commune_code: blank_to_none(&form.commune_code),
+        email: blank_to_none(&form.email),
+    };
+    let territory = program.as_ref().map(|p| p.territory.clone());
+    if let Err(problems) =
+        books::check_beneficiary(&beneficiary, territory.as_deref().unwrap_or(&[]))
+    {
+        for problem in &problems {
+            // Without a programme there is no territory to be outside of.
+            if program.is_none() && matches!(problem, BeneficiaryProblem::OutsideTerritory { .. }) {
+                continue;
+            }
+            let (field, message) = in_french(problem);
+            errors.add(field, message);
+        }
+    }
+    let (Some(program), Some(size), true) = (program, size, errors.is_empty()) else {
+        drop(conn);
         return issue_page(&state, &session, &form, &errors).await;
     };
     let new = NewBook {
-        program_id,
+        program_id: program.id,
         size,
-        beneficiary: Beneficiary {
-            reference: form.reference.clone(),
-            postcode: form.postcode.trim().to_owned(),
-            commune_code: blank_to_none(&form.commune_code),
-            email: blank_to_none(&form.email),
-        },
+        beneficiary,
     };
     let signer = state.keys.signer(Purpose::Voucher).await?;
-    let mut conn = state.pool.get().await?;
     match books::issue(&mut conn, issuer, signer, new, &state.config.public_url).await {
         Ok(book) => {
             tracing::info!(
@@ -342,8 +369,71 @@ pub async fn issue(
         }
         Err(e) => {
             let errors = FormErrors::from_refusal(e, ISSUE_FIELDS)?;
+            drop(conn);
             issue_page(&state, &session, &form, &errors).await
         }
+    }
+}
+
+/// What the issuing form says of a problem with the beneficiary, and the field it is tied to.
+fn in_french(problem: &BeneficiaryProblem) -> (&'static str, String) {
+    match problem {
+        BeneficiaryProblem::ReferenceMissing => (
+            "reference",
+            "Saisissez la référence du bénéficiaire (votre numéro de dossier) : ce champ est obligatoire.".into(),
+        ),
+        BeneficiaryProblem::ReferenceTooLong => (
+            "reference",
+            "La référence du bénéficiaire a au plus 64 caractères.".into(),
+        ),
+        BeneficiaryProblem::PostcodeMissing => (
+            "postcode",
+            "Saisissez le code postal du bénéficiaire : ce champ est obligatoire.".into(),
+        ),
+        BeneficiaryProblem::Place(GeoError::MalformedPostcode { .. }) => (
+            "postcode",
+            "Le code postal s'écrit avec 5 chiffres, par exemple 67100.".into(),
+        ),
+        BeneficiaryProblem::Place(GeoError::UnknownPostcode { postcode }) => (
+            "postcode",
+            format!("Aucune commune n'a le code postal {postcode} : vérifiez-le."),
+        ),
+        BeneficiaryProblem::Place(GeoError::UnknownCommune { .. }) => (
+            "commune_code",
+            "Ce code INSEE ne désigne aucune commune actuelle : vérifiez-le (5 caractères, par exemple 68066).".into(),
+        ),
+        BeneficiaryProblem::Place(GeoError::PostcodeNotOfCommune { postcode, name, .. }) => (
+            "postcode",
+            format!("{postcode} n'est pas un code postal de la commune {name} : vérifiez le code postal ou le code INSEE."),
+        ),
+        BeneficiaryProblem::Place(GeoError::AmbiguousPostcode { postcode, departements }) => {
+            let list: Vec<&str> = departements.iter().map(|d| d.as_str()).collect();
+            (
+                "commune_code",
+                format!(
+                    "Le code postal {postcode} couvre des communes de plusieurs départements ({}) : saisissez le code INSEE de la commune.",
+                    list.join(", ")
+                ),
+            )
+        }
+        BeneficiaryProblem::Place(GeoError::UnknownDepartement { .. }) => (
+            "postcode",
+            "Ce code postal ne correspond à aucun département.".into(),
+        ),
+        BeneficiaryProblem::OutsideTerritory {
+            departement,
+            territory,
+        } => (
+            "postcode",
+            format!(
+                "Ce code postal est dans le département {departement}, hors du territoire du programme ({}).",
+                territory.join(", ")
+            ),
+        ),
+        BeneficiaryProblem::EmailInvalid => (
+            "email",
+            "Cette adresse e-mail n'est pas valide (exemple : nom@exemple.fr).".into(),
+        ),
     }
 }
 

@@ -25,11 +25,21 @@ describe('social worker', () => {
     await page.waitForURL('**/prescripteur/carnets/nouveau');
     await checkAccessibility(page, 'issue form');
 
-    // A form with mistakes comes back with its errors tied to the fields.
+    // A form with mistakes comes back with all its errors at once, each tied to its field and saying what is wrong.
+    await page.getByLabel('Adresse e-mail du bénéficiaire').fill('pas-une-adresse');
     await page.getByRole('button', { name: 'Émettre le carnet' }).click();
     await page.getByRole('alert').waitFor();
     const reference = page.getByLabel('Référence du bénéficiaire');
-    assert.equal(await reference.getAttribute('aria-invalid'), 'true');
+    const postcode = page.getByLabel('Code postal du bénéficiaire');
+    const email = page.getByLabel('Adresse e-mail du bénéficiaire');
+    for (const field of [reference, postcode, email]) assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    const summary = await page.locator('#erreurs li').allTextContents();
+    assert.equal(summary.length, 3, summary.join(' | '));
+    assert.match(summary[0], /référence.*obligatoire/);
+    assert.match(summary[1], /code postal.*obligatoire/);
+    assert.doesNotMatch(summary[1], /inconnu/);
+    assert.match(summary[2], /e-mail n'est pas valide/);
+    await email.fill('');
     await checkAccessibility(page, 'issue form with errors');
     await screenshots(page, 'prescripteur-emission-erreurs');
 
