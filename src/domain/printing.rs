@@ -162,6 +162,21 @@ pub fn distance_km(from: (f64, f64), to: (f64, f64)) -> f64 {
     2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
 }
 
+/// When the book was emailed successfully, oldest first.
+pub async fn sent_at(
+    conn: &mut AsyncPgConnection,
+    book_id: i64,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, ApiError> {
+    use crate::db::schema::book_sends;
+    Ok(book_sends::table
+        .filter(book_sends::book_id.eq(book_id))
+        .filter(book_sends::outcome.eq("sent"))
+        .select(book_sends::at)
+        .order(book_sends::id)
+        .load(conn)
+        .await?)
+}
+
 /// Emails the book; records the attempt; deletes the stored address once sent.
 pub async fn send_book(
     conn: &mut AsyncPgConnection,

@@ -448,6 +448,8 @@ struct BookForms<'a> {
     email: &'a str,
     revoke_reason: &'a str,
     replace_reason: &'a str,
+    /// The revocation asked for, awaiting its confirmation.
+    confirm_revoke: bool,
 }
 
 pub async fn book(
@@ -462,9 +464,8 @@ pub async fn book(
     let notice = match query.fait.as_deref() {
         Some("emis") => Some("Le carnet est émis. Imprimez-le ou envoyez-le par e-mail."),
         Some("envoye") => Some("Le carnet a été envoyé par e-mail. L'adresse a été effacée."),
-        Some("revoque") => {
-            Some("Le carnet est révoqué : ses coupons non utilisés ne sont plus acceptés.")
-        }
+        // The revocation box says it all (when, why): no second banner.
+        Some("revoque") => None,
         Some("remplace") => Some("Voici le carnet de remplacement. L'ancien carnet est révoqué."),
         _ => None,
     };
@@ -498,6 +499,8 @@ async fn book_page(
     .await?;
     let tz = program.tz();
     let b = books::present(conn, row, &state.config.public_url, true).await?;
+    let sent = printing::sent_at(conn, b.id).await?;
+    let unused = i64::from(b.size) - b.used;
     let title = format!("Carnet n° {}", b.id);
     let url = book_url(b.id);
     let usable = b.revoked_at.is_none();
@@ -509,7 +512,8 @@ async fn book_page(
         }
         (errors.summary())
         @if let Some(at) = b.revoked_at {
-            div.alert.alert--warning {
+            div.alert.alert--warning role="status" {
+                h2.alert__title { "Carnet révoqué" }
                 p {
                     "Révoqué le " (format::instant(at, tz))
                     @if let Some(reason) = &b.revoked_reason { " : « " (reason) " »" }
@@ -530,6 +534,16 @@ async fn book_page(
             dt { "Émis le" } dd { (format::date(b.issued_on)) }
             dt { "Valable jusqu'au" } dd { (format::date(b.expires_on)) " inclus" }
             dt { "Coupons utilisés" } dd { (b.used) " sur " (b.size) }
+            dt { "Envoi par e-mail" }
+            dd {
+                @if sent.is_empty() { "Pas encore envoyé" }
+                @else {
+                    @for (i, at) in sent.iter().enumerate() {
+                        @if i > 0 { br; }
+                        "Envoyé le " (format::instant(*at, tz))
+                    }
+                }
+            }
         }
         @if usable {
             div.actions {
@@ -584,12 +598,31 @@ async fn book_page(
                         .hint("Par exemple : carnet perdu.").render(errors))
                     button.button type="submit" { "Remplacer le carnet" }
                 }
-                @if usable {
+                @if usable && forms.confirm_revoke {
+                    div.alert.alert--warning.alert--confirm #confirmer-revocation role="alert" tabindex="-1" autofocus {
+                        h3.alert__title { "Révoquer le carnet n° " (b.id) " ?" }
+                        p {
+                            @if unused == 1 { "Son coupon non utilisé ne sera plus accepté" }
+                            @else { "Ses " (unused) " coupons non utilisés ne seront plus acceptés" }
+                            ", et aucun carnet ne les remplacera. Cela ne peut pas être défait."
+                        }
+                        p { "Motif : « " (forms.revoke_reason.trim()) " »" }
+                        form method="post" action={ (url) "/revoquer" } {
+                            (forms::csrf_field(session))
+                            input type="hidden" name="revoke_reason" value=(forms.revoke_reason);
+                            input type="hidden" name="confirm" value="oui";
+                            div.actions {
+                                button.button.button--danger type="submit" { "Oui, révoquer le carnet" }
+                                a.button.button--secondary href=(url) { "Non, garder le carnet" }
+                            }
+                        }
+                    }
+                } @else if usable {
                     p { "Révoquer seulement : les coupons non utilisés ne seront plus acceptés, et aucun carnet ne les remplace." }
                     form.form method="post" action={ (url) "/revoquer" } novalidate {
                         (forms::csrf_field(session))
                         (Input::text("revoke_reason", "Motif de la révocation", forms.revoke_reason)
-                            .hint("Par exemple : carnet remis par erreur.").render(errors))
+                            .hint("Par exemple : carnet remis par erreur. Une confirmation vous sera demandée.").render(errors))
                         button.button.button--danger type="submit" { "Révoquer le carnet" }
                     }
                 }
@@ -679,6 +712,9 @@ pub async fn send(
 pub struct RevokeForm {
     #[serde(default)]
     revoke_reason: String,
+    /// "oui" once the user confirmed; without it the page asks.
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn revoke(
@@ -690,6 +726,25 @@ pub async fn revoke(
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let reason_given = !form.revoke_reason.trim().is_empty();
+    if reason_given && form.confirm != "oui" && row.revoked_at.is_none() {
+        // Nothing is revoked yet: the page asks first, the reason kept.
+        let forms = BookForms {
+            revoke_reason: &form.revoke_reason,
+            confirm_revoke: true,
+            ..BookForms::default()
+        };
+        return book_page(
+            &state,
+            &mut conn,
+            &session,
+            row,
+            None,
+            &forms,
+            &FormErrors::default(),
+        )
+        .await;
+    }
     match books::revoke(&mut conn, &row, &form.revoke_reason).await {
         Ok(()) => Ok(layout::see_other(&format!(
             "{}?fait=revoque",

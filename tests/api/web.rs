@@ -1008,6 +1008,7 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     assert!(book
         .body
         .contains("Laissez vide pour utiliser l'adresse saisie"));
+    assert!(book.body.contains("Pas encore envoyé"));
     let sent = visitor
         .submit(
             &book_page,
@@ -1020,6 +1021,10 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["to"], "beneficiaire@example.org");
+    // The book's page says when it was sent, after the notice has gone.
+    let book = visitor.get(&book_page).await;
+    assert!(!book.body.contains("Pas encore envoyé"), "{}", book.body);
+    assert_eq!(book.body.matches("Envoyé le ").count(), 1, "{}", book.body);
     assert_eq!(
         app.count("books WHERE beneficiary_email IS NOT NULL").await,
         0

@@ -96,4 +96,41 @@ describe('social worker', () => {
     assert.equal(await page.getByRole('row').filter({ hasText: 'Révoqué' }).count(), 10);
     await checkAccessibility(page, 'replaced book');
   });
+
+  test('revoking asks for a confirmation first, then says so once', async () => {
+    const page = await newPage(browser);
+    await login(page, server, ACCOUNTS.issuer);
+    await page.goto(server.url('/prescripteur/carnets/nouveau'));
+    await page.getByLabel('Référence du bénéficiaire').fill('R-REVOC-1');
+    await page.getByLabel('Code postal du bénéficiaire').fill('67000');
+    await page.getByLabel('5 coupons').check();
+    await page.getByRole('button', { name: 'Émettre le carnet' }).click();
+    await page.waitForURL(/\?fait=emis$/);
+    await page.getByText('Pas encore envoyé').waitFor();
+    const bookUrl = page.url().replace(/\?.*$/, '');
+
+    await page.getByLabel('Motif de la révocation').fill('carnet remis par erreur');
+    await page.getByRole('button', { name: 'Révoquer le carnet' }).click();
+    // Nothing is revoked yet: the page asks, saying what it will do.
+    const confirm = page.locator('#confirmer-revocation');
+    await confirm.getByText('Ses 5 coupons non utilisés ne seront plus acceptés').waitFor();
+    await confirm.getByText('« carnet remis par erreur »').waitFor();
+    assert.equal(await page.getByRole('row').filter({ hasText: 'Valable' }).count(), 5);
+    await checkAccessibility(page, 'revocation to confirm');
+    await screenshots(page, 'prescripteur-revocation');
+    // "Non" leaves the book as it was.
+    await page.getByRole('link', { name: 'Non, garder le carnet' }).click();
+    await page.waitForURL(bookUrl);
+    assert.equal(await page.getByRole('row').filter({ hasText: 'Valable' }).count(), 5);
+
+    await page.getByLabel('Motif de la révocation').fill('carnet remis par erreur');
+    await page.getByRole('button', { name: 'Révoquer le carnet' }).click();
+    await page.getByRole('button', { name: 'Oui, révoquer le carnet' }).click();
+    await page.waitForURL(/\?fait=revoque$/);
+    assert.equal(await page.getByRole('row').filter({ hasText: 'Révoqué' }).count(), 5);
+    // One box says it, with when and why; no second banner.
+    assert.equal(await page.locator('.alert').count(), 1);
+    await page.locator('.alert').getByText('« carnet remis par erreur »').waitFor();
+    await checkAccessibility(page, 'revoked book');
+  });
 });
