@@ -546,7 +546,7 @@ pub async fn statement_list(
                         @let (program, funder) = names.get(&s.id).cloned().unwrap_or_default();
                         li.card {
                             h2.card__title { "Relevé n° " (s.number) }
-                            p.muted { "Programme « " (program) " », financé par " (funder) br; "du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
+                            p.muted { "Programme « " (program) " »" br; "Financeur : " (funder) br; "Période du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
                             p { strong { (s.total_count) " ligne" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
                             (payment_state(s))
                             ul.downloads {
@@ -571,7 +571,7 @@ pub async fn statement_list(
                         }
                     }
                 }
-                p.muted { "Pour vérifier un extrait : " span.code { "passnum statement verify releve.csv --kid CLÉ --signature SIGNATURE" } ", avec les clés publiées sur " a href="/.well-known/jwks.json" { "/.well-known/jwks.json" } "." }
+                p.muted { "Chaque extrait est signé par le service : le financeur, un comptable ou un contrôleur peut vérifier qu'il n'a pas été modifié, grâce à son empreinte et à sa signature, avec les clés publiées par le service." }
             }
         },
     ))

@@ -371,9 +371,24 @@ describe('the scan page', () => {
     await pages.getByText('Il figure sur un relevé clos : il ne s\'annule plus.').first().waitFor();
     await checkAccessibility(pages, 'venue workshops on a closed statement');
     await screenshot(pages, 'venue-workshops-closed', PHONE.width);
+    // The funder pays the venue's extract: the venue sees who pays, how much, when and by which transfer.
+    const mine = statement.venues[0];
+    await api(server, funder, 'POST', `/api/v1/statements/${statement.id}/payments`, {
+      venue_organisation_id: mine.venue_organisation_id, amount_cents: mine.total_cents, paid_on: today, reference: 'VIR-LIEU-0001',
+    });
     await pages.getByRole('link', { name: 'Relevés' }).click();
     await pages.getByRole('heading', { name: 'Relevés signés' }).waitFor();
     await pages.getByText(statement.venues[0].sha256, { exact: true }).waitFor({ state: 'attached' });
+    const card = pages.locator('li.card', { hasText: `Relevé n° ${statement.number}` });
+    await card.getByText('Financeur : Collectivité d\'Alsace (démo)').waitFor();
+    const amount = `${Math.floor(mine.total_cents / 100)},${String(mine.total_cents % 100).padStart(2, '0')}`;
+    assert.ok((await card.textContent()).includes(amount), `the amount ${amount} is shown`);
+    await card.getByText('Payé', { exact: true }).waitFor();
+    await card.getByText('VIR-LIEU-0001', { exact: true }).waitFor();
+    const [y, m, d] = today.split('-');
+    await card.getByText(`le ${d}/${m}/${y}`).waitFor();
+    // Venue staff read no command line.
+    assert.equal(await pages.getByText('passnum statement verify').count(), 0);
     await checkAccessibility(pages, 'venue statements');
     await fitsThePhone(pages);
     await screenshot(pages, 'venue-statements', PHONE.width);
