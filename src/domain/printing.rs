@@ -77,6 +77,7 @@ pub async fn render_book(
         program_name: &program.name,
         funder_name: &funder.name,
         issuer_name: &issuer.name,
+        issuer_phone: issuer.phone.as_deref(),
         issued_on: book.issued_on,
         expires_on: book.expires_on,
         reference: book.beneficiary_reference.as_deref().unwrap_or("—"),

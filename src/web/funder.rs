@@ -788,7 +788,7 @@ async fn statement_page(
                 @let empty = FormErrors::default();
                 @let errs = if mine { errors } else { &empty };
                 section.card aria-labelledby={ (prefix) "-titre" } {
-                    h3 #{ (prefix) "-titre" } { "Enregistrer le paiement de " (v.venue_name) }
+                    h3 #{ (prefix) "-titre" } { "Enregistrer le paiement : " (v.venue_name) }
                     p { "Montant dû : " strong { (format::euros(v.total_cents)) } "." }
                     @if mine { (errors.summary()) }
                     form.form method="post" action={ (url) "/paiements" } novalidate {

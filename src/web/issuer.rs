@@ -213,7 +213,7 @@ const ISSUE_FIELDS: &[(&str, &str, &str)] = &[
     ("beneficiary.reference", "reference", "Saisissez votre numéro de dossier (1 à 64 caractères), jamais le nom de la personne."),
     ("beneficiary.postcode", "postcode", "Ce code postal est inconnu, ou hors du territoire du programme."),
     ("beneficiary.commune_code", "commune_code", "Ce code postal couvre plusieurs communes : saisissez le code INSEE de la commune (5 caractères)."),
-    ("beneficiary.email", "email", "Cette adresse e-mail n'est pas valide."),
+    ("beneficiary.email", "email", forms::EMAIL_INVALID),
 ];
 
 pub async fn new_book(
@@ -380,7 +380,7 @@ fn in_french(problem: &BeneficiaryProblem) -> (&'static str, String) {
     match problem {
         BeneficiaryProblem::ReferenceMissing => (
             "reference",
-            "Saisissez la référence du bénéficiaire (votre numéro de dossier) : ce champ est obligatoire.".into(),
+            forms::required("la référence du bénéficiaire (votre numéro de dossier)"),
         ),
         BeneficiaryProblem::ReferenceTooLong => (
             "reference",
@@ -388,7 +388,7 @@ fn in_french(problem: &BeneficiaryProblem) -> (&'static str, String) {
         ),
         BeneficiaryProblem::PostcodeMissing => (
             "postcode",
-            "Saisissez le code postal du bénéficiaire : ce champ est obligatoire.".into(),
+            forms::required("le code postal du bénéficiaire"),
         ),
         BeneficiaryProblem::Place(GeoError::MalformedPostcode { .. }) => (
             "postcode",
@@ -430,10 +430,7 @@ fn in_french(problem: &BeneficiaryProblem) -> (&'static str, String) {
                 territory.join(", ")
             ),
         ),
-        BeneficiaryProblem::EmailInvalid => (
-            "email",
-            "Cette adresse e-mail n'est pas valide (exemple : nom@exemple.fr).".into(),
-        ),
+        BeneficiaryProblem::EmailInvalid => ("email", forms::EMAIL_INVALID.into()),
     }
 }
 
@@ -696,10 +693,14 @@ pub async fn send(
             "L'e-mail n'a pas pu être envoyé (serveur de messagerie indisponible). Le carnet reste émis : réessayez plus tard, ou imprimez-le.",
             e.kind,
         ),
-        Err(e) => FormErrors::from_refusal(
-            e,
-            &[("email", "email", "Saisissez une adresse e-mail valide.")],
-        )?,
+        Err(e) => {
+            let message = if form.email.trim().is_empty() {
+                forms::required("l'adresse e-mail du bénéficiaire")
+            } else {
+                forms::EMAIL_INVALID.to_owned()
+            };
+            FormErrors::from_refusal(e, &[("email", "email", message.as_str())])?
+        }
     };
     let forms = BookForms {
         email: &form.email,

@@ -1060,7 +1060,7 @@ async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
     assert_eq!(no_address.status, 422);
     assert!(no_address
         .body
-        .contains("Saisissez une adresse e-mail valide."));
+        .contains("Saisissez l'adresse e-mail du bénéficiaire : ce champ est obligatoire."));
     let failed = visitor
         .submit(
             &book_page,
