@@ -79,26 +79,46 @@ fn status_of(program: &Program) -> Markup {
     }
 }
 
-/// The money of a programme, each figure with its meaning.
-fn money(program: &Program) -> Markup {
+/// The money of a programme, each figure with its meaning. `usage_rate` is
+/// the usage page's (`stats`): one definition everywhere.
+fn money(program: &Program, usage_rate: f64) -> Markup {
     html! {
         dl.figures {
             div.figure { dt { "Budget" } dd { (format::euros(program.budget_cents)) } }
             div.figure { dt { "Alloué aux prescripteurs" } dd { (format::euros(program.allocated_cents)) } }
+            div.figure { dt { "Reste à allouer" } dd { (format::euros(program.budget_cents - program.allocated_cents)) } }
             div.figure { dt { "Engagé (coupons émis)" } dd { (format::euros(program.committed_cents)) } }
             div.figure { dt { "Consommé (ateliers)" } dd { (format::euros(program.redeemed_cents)) } }
-            div.figure {
-                dt { "Taux d'utilisation" }
-                dd { (format::percent(format::share(program.redeemed_cents, program.committed_cents))) }
-            }
+            div.figure { dt { "Taux d'utilisation" } dd { (format::percent(usage_rate)) } }
+        }
+        (definitions())
+    }
+}
+
+/// What "Consommé" and "Taux d'utilisation" mean, said wherever they are shown.
+fn definitions() -> Markup {
+    html! {
+        p.muted.definitions {
+            strong { "Consommé" } " : la valeur des ateliers enregistrés, ni annulés par le lieu ni contestés par vous, payés ou à payer (un conflit que vous avez payé compte deux fois). "
+            strong { "Taux d'utilisation" } " : la part des coupons émis qui ont servi à un atelier, contesté ou non (un coupon remplacé compte une fois)."
         }
     }
+}
+
+/// The usage rate of a programme, as its usage page counts it.
+async fn usage_rate(conn: &mut AsyncPgConnection, row: &ProgramRow) -> Result<f64, PageError> {
+    Ok(stats::of_program(conn, row).await?.usage_rate)
 }
 
 pub async fn home(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
     let funder = session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;
     let programs = programs::list(&mut conn, Role::Funder, funder.organisation.id, 0, 200).await?;
+    let mut rates = Vec::with_capacity(programs.len());
+    for p in &programs {
+        let row = programs::find_own(&mut conn, p.id, funder.organisation.id).await?;
+        rates.push(usage_rate(&mut conn, &row).await?);
+    }
     let content = html! {
         h1 { "Programmes" }
         div.actions {
@@ -120,14 +140,14 @@ pub async fn home(state: web::Data<AppState>, session: Session) -> Result<HttpRe
                         th scope="col" class="num" { "Utilisation" }
                     } }
                     tbody {
-                        @for p in &programs {
+                        @for (p, rate) in programs.iter().zip(&rates) {
                             tr {
                                 th scope="row" { a href=(program_url(p.id)) { (p.name) } }
                                 td { (status_of(p)) }
                                 td.num { (format::euros(p.budget_cents)) }
                                 td.num { (format::euros(p.committed_cents)) }
                                 td.num { (format::euros(p.redeemed_cents)) }
-                                td.num { (format::percent(format::share(p.redeemed_cents, p.committed_cents))) }
+                                td.num { (format::percent(*rate)) }
                             }
                         }
                     }
@@ -369,6 +389,7 @@ async fn program_page(
     let issuers = organisations::list(conn, Some(Role::Issuer), 0, 1000).await?;
     let statements =
         statements::list(conn, Role::Funder, session.organisation_id(), Some(row.id)).await?;
+    let rate = usage_rate(conn, &row).await?;
     let program = programs::present(conn, row).await?;
     let url = program_url(program.id);
     let open = program.closed_at.is_none();
@@ -382,7 +403,7 @@ async fn program_page(
         (notice(text))
         (errors.summary())
         p { (status_of(&program)) }
-        (money(&program))
+        (money(&program, rate))
         div.actions {
             a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
             a.button.button--secondary href={ (url) "/facturation" } { "Facturation (Chorus Pro)" }
@@ -898,6 +919,7 @@ pub async fn usage(
     let mut conn = state.pool.get().await?;
     let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
     let usage = stats::of_program(&mut conn, &row).await?;
+    let program = programs::present(&mut conn, row.clone()).await?;
     let v = &usage.vouchers;
     let figure = |label: &str, f: &stats::Figure| {
         html! {
@@ -961,7 +983,9 @@ pub async fn usage(
             (figure("En circulation", &v.outstanding))
             (figure("Expirés sans servir", &v.expired))
             (figure("Révoqués", &v.revoked))
+            div.figure { dt { "Consommé (ateliers)" } dd { (format::euros(program.redeemed_cents)) } }
         }
+        (definitions())
         (charts::bars("mois", "Coupons émis et utilisés par mois", &[&ISSUED, &REDEEMED], &months))
         (charts::bars("prescripteurs", "Par prescripteur", &[&ISSUED, &REDEEMED, &OUTSTANDING], &issuers))
         (charts::bars("lieux", "Ateliers par lieu", &[&REDEEMED], &venues))

@@ -63,7 +63,6 @@ describe('funder', () => {
     await page.getByRole('img', { name: 'Ateliers par lieu' }).waitFor();
     assert.equal(await page.locator('svg[role="img"]').count(), 5);
     await checkAccessibility(page, 'usage page');
-    await screenshots(page, 'financeur-utilisation');
     await page.goBack();
 
     await page.getByLabel('Nombre de coupons à ajouter').fill('50');
@@ -118,6 +117,40 @@ describe('funder', () => {
     await checkAccessibility(page, 'conflicts resolved');
   });
 
+  test('"Consommé" and the usage rate mean one thing, stated, on every page; labels and amounts fit', async () => {
+    // A paid workshop contested by the funder: no longer owed, but its coupon did serve.
+    const funder = await apiToken(server, ACCOUNTS.funder);
+    const { items } = await api(server, funder, 'GET', '/api/v1/redemptions');
+    const live = items.filter((r) => !r.cancelled_at && !r.reversed_at);
+    await api(server, funder, 'POST', `/api/v1/redemptions/${live[0].id}/reverse`, { reason: 'atelier non tenu' });
+
+    const page = await newPage(browser, { width: 390, height: 844 });
+    await login(page, server, ACCOUNTS.funder);
+    const row = page.getByRole('row').filter({ hasText: 'Pass numérique Alsace (démo)' });
+    await row.getByRole('cell', { name: '20,00 €' }).waitFor();
+    await row.getByRole('cell', { name: '20 %' }).waitFor();
+    await page.locator('tbody th a').first().click();
+    await page.waitForURL(/\/financeur\/programmes\/\d+$/);
+    const figureDd = (label) => page.locator('.figure', { has: page.locator('dt', { hasText: label }) }).locator('dd').first();
+    const figure = (label) => ({ textContent: async () => (await figureDd(label).textContent()).replace(/\s/g, ' ') });
+    assert.equal(await figure('Consommé').textContent(), '20,00 €');
+    assert.equal(await figure("Taux d'utilisation").textContent(), '20 %');
+    assert.match(await figure('Reste à allouer').textContent(), /€$/);
+    await page.locator('.definitions', { hasText: 'ni annulés par le lieu ni contestés' }).waitFor();
+    await page.getByRole('link', { name: "Voir l'utilisation en détail" }).click();
+    await page.waitForURL(/\/utilisation$/);
+    await page.getByText('20 % des coupons émis ont servi.').waitFor();
+    assert.equal(await figure('Consommé').textContent(), '20,00 €');
+    await page.locator('.definitions', { hasText: 'ni annulés par le lieu ni contestés' }).waitFor();
+    // Chart labels are drawn whole, at a size a phone can read.
+    const label = page.locator('svg text.chart__label', { hasText: 'Centre médico-social de Neudorf (démo)' });
+    await label.waitFor();
+    const { height } = await label.boundingBox();
+    assert.ok(height >= 12, `a label ${height} px high`);
+    await checkAccessibility(page, 'usage page, phone');
+    await screenshots(page, 'financeur-utilisation');
+  });
+
   test('creates a programme', async () => {
     const page = await newPage(browser);
     await login(page, server, ACCOUNTS.funder);
@@ -125,7 +158,7 @@ describe('funder', () => {
     await checkAccessibility(page, 'new programme form');
     await page.getByLabel('Nom du programme').fill('Pass numérique Haut-Rhin 2027');
     await page.getByLabel("Valeur d'un coupon (€)").fill('25');
-    await page.getByLabel('Budget (€)').fill('12 500,00');
+    await page.getByLabel('Budget (€)').fill('200 000,00');
     await page.getByLabel('Territoire : départements').fill('68, 99');
     const until = new Date();
     until.setFullYear(until.getFullYear() + 1);
@@ -139,6 +172,18 @@ describe('funder', () => {
     await page.getByRole('button', { name: 'Créer le programme' }).click();
     await page.waitForURL(/\/financeur\/programmes\/\d+\?fait=cree$/);
     await page.getByRole('heading', { name: 'Pass numérique Haut-Rhin 2027' }).waitFor();
-    await page.getByText('12 500,00 €').first().waitFor();
+    await page.getByText('200 000,00 €').first().waitFor();
+    // At phone width each amount stays on one line, inside its box.
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const dd of await page.locator('.figure dd').all()) {
+      const fits = await dd.evaluate((el) => {
+        const line = parseFloat(getComputedStyle(el).lineHeight) || 1.5 * parseFloat(getComputedStyle(el).fontSize);
+        const box = el.parentElement.getBoundingClientRect();
+        const r = el.getBoundingClientRect();
+        return { oneLine: r.height < 1.5 * line, inside: r.right <= box.right + 0.5, text: el.textContent };
+      });
+      assert.ok(fits.oneLine && fits.inside, `"${fits.text}" does not fit its box: ${JSON.stringify(fits)}`);
+    }
+    await screenshots(page, 'financeur-programme-nouveau');
   });
 });
