@@ -24,7 +24,7 @@ use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramR
 use crate::domain::redemptions::ConflictKind;
 use crate::domain::statements::payments::{self, PaymentRequest};
 use crate::domain::statements::{self, Summary, VenueStatus};
-use crate::domain::{stats, themes};
+use crate::domain::{paris, stats, themes};
 use crate::http::problem::ApiError;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -77,6 +77,39 @@ fn status_of(program: &Program) -> Markup {
         @if program.closed_at.is_some() { span.badge.badge--revoked { "Clos" } }
         @else { span.badge.badge--valid { "Ouvert" } }
     }
+}
+
+/// The time zones of the French territories the communes data covers, named
+/// as their people say them; the domain still checks what is posted.
+const FRENCH_TIME_ZONES: &[(&str, &str)] = &[
+    (
+        "Europe/Paris",
+        "France métropolitaine et Corse (Europe/Paris)",
+    ),
+    ("America/Guadeloupe", "Guadeloupe (America/Guadeloupe)"),
+    ("America/Martinique", "Martinique (America/Martinique)"),
+    ("America/Cayenne", "Guyane (America/Cayenne)"),
+    ("Indian/Reunion", "La Réunion (Indian/Reunion)"),
+    ("Indian/Mayotte", "Mayotte (Indian/Mayotte)"),
+    (
+        "America/Miquelon",
+        "Saint-Pierre-et-Miquelon (America/Miquelon)",
+    ),
+];
+
+/// "La Réunion (Indian/Reunion)", or the name itself for a zone of no French territory.
+fn time_zone_label(tz: &str) -> &str {
+    FRENCH_TIME_ZONES
+        .iter()
+        .find(|(name, _)| *name == tz)
+        .map_or(tz, |(_, label)| label)
+}
+
+fn time_zone_choices() -> Vec<(String, String)> {
+    FRENCH_TIME_ZONES
+        .iter()
+        .map(|(tz, label)| ((*tz).to_owned(), (*label).to_owned()))
+        .collect()
 }
 
 /// The money of a programme, each figure with its meaning. `usage_rate` is
@@ -259,7 +292,7 @@ fn program_form_page(session: &Session, form: &ProgramForm, errors: &FormErrors)
             (Input::text("issue_until", "Émission possible jusqu'au", &form.issue_until).kind("date").hint("Dernier jour inclus où un carnet peut être émis.").render(errors))
             (Input::text("validity_days", "Durée de validité d'un coupon (jours)", &form.validity_days).numeric("[0-9]*").hint("Comptée à partir du jour d'émission, par exemple 365.").render(errors))
             (Input::text("departements", "Territoire : départements", &form.departements).hint("Codes séparés par des virgules, par exemple : 67, 68.").render(errors))
-            (Input::text("time_zone", "Fuseau horaire", &form.time_zone).optional().hint("Laissez vide pour Europe/Paris ; outre-mer, par exemple America/Cayenne.").render(errors))
+            (forms::select("time_zone", "Fuseau horaire du programme", &time_zone_choices(), if form.time_zone.trim().is_empty() { paris::DEFAULT_TIME_ZONE.name() } else { form.time_zone.trim() }, errors))
             button.button type="submit" { "Créer le programme" }
         }
     };
@@ -413,6 +446,7 @@ async fn program_page(
             dt { "Territoire" } dd { "Départements " (program.territory.departements.join(", ")) }
             dt { "Émission jusqu'au" } dd { (format::date(program.issue_until)) " inclus" }
             dt { "Validité d'un coupon" } dd { (program.voucher_validity_days) " jours" }
+            dt { "Fuseau horaire" } dd { (time_zone_label(&program.time_zone)) }
             @if let Some(at) = program.closed_at {
                 dt { "Clos le" } dd { (format::instant(at, tz)) }
             }

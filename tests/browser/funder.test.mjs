@@ -163,6 +163,13 @@ describe('funder', () => {
     const until = new Date();
     until.setFullYear(until.getFullYear() + 1);
     await page.getByLabel("Émission possible jusqu'au").fill(until.toISOString().slice(0, 10));
+    // The time zone is chosen among the French ones, Paris by default; none is typed by hand.
+    const zone = page.getByLabel('Fuseau horaire du programme');
+    assert.equal(await zone.evaluate((el) => el.tagName), 'SELECT');
+    assert.equal(await zone.inputValue(), 'Europe/Paris');
+    assert.equal(await zone.locator('option').count(), 7);
+    await zone.selectOption({ label: 'La Réunion (Indian/Reunion)' });
+    await zone.selectOption('Europe/Paris');
     await page.getByRole('button', { name: 'Créer le programme' }).click();
     // "99" is no département: refused, tied to its field.
     await page.getByRole('alert').waitFor();
@@ -172,6 +179,7 @@ describe('funder', () => {
     await page.getByRole('button', { name: 'Créer le programme' }).click();
     await page.waitForURL(/\/financeur\/programmes\/\d+\?fait=cree$/);
     await page.getByRole('heading', { name: 'Pass numérique Haut-Rhin 2027' }).waitFor();
+    await page.getByText('Europe/Paris').first().waitFor();
     await page.getByText('200 000,00 €').first().waitFor();
     // At phone width each amount stays on one line, inside its box.
     await page.setViewportSize({ width: 390, height: 844 });
