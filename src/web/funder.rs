@@ -423,6 +423,7 @@ async fn program_page(
     let statements =
         statements::list(conn, Role::Funder, session.organisation_id(), Some(row.id)).await?;
     let rate = usage_rate(conn, &row).await?;
+    let preview = statements::preview(conn, &row, today).await?;
     let program = programs::present(conn, row).await?;
     let url = program_url(program.id);
     let open = program.closed_at.is_none();
@@ -496,6 +497,37 @@ async fn program_page(
                 p.muted { "Aucun relevé pour l'instant." }
             } @else {
                 (statement_table(&statements))
+            }
+            @if open || !preview.is_empty() {
+                h3 { "Prochain relevé, s'il était clos aujourd'hui" }
+                @if preview.is_empty() {
+                    p.muted { "Aucun atelier à payer pour l'instant." }
+                } @else {
+                    div.table-wrap tabindex="0" role="region" aria-labelledby="apercu-legende" {
+                        table {
+                            caption #apercu-legende { "Aperçu du prochain relevé, par lieu (rien n'est encore clos)" }
+                            thead { tr {
+                                th scope="col" { "Lieu" }
+                                th scope="col" class="num" { "Lignes" }
+                                th scope="col" class="num" { "Montant" }
+                            } }
+                            tbody {
+                                @for v in &preview {
+                                    tr {
+                                        th scope="row" { (v.venue_name) }
+                                        td.num { (format::number(v.count as i64)) }
+                                        td.num { (format::euros(v.total_cents)) }
+                                    }
+                                }
+                            }
+                            tfoot { tr {
+                                th scope="row" { "Total" }
+                                td.num { (format::number(preview.iter().map(|v| v.count as i64).sum())) }
+                                td.num { (format::euros(preview.iter().map(|v| v.total_cents).sum())) }
+                            } }
+                        }
+                    }
+                }
             }
             h3 { "Clore une période" }
             form.form method="post" action={ (url) "/releves" } novalidate {

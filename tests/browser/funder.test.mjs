@@ -55,6 +55,7 @@ describe('funder', () => {
 
     await page.locator('tbody th a').first().click();
     await page.waitForURL(/\/financeur\/programmes\/\d+$/);
+    const programUrl = page.url();
     await checkAccessibility(page, 'programme page');
     await screenshots(page, 'financeur-programme');
 
@@ -70,9 +71,20 @@ describe('funder', () => {
     await page.waitForURL(/\?fait=dotation$/);
     await page.getByText('La dotation est enregistrée.').waitFor();
 
+    // Before closing, the page shows what the statement would hold: 2 workshops at the first venue.
+    const preview = page.getByRole('table', { name: /Aperçu du prochain relevé/ });
+    const malraux = preview.getByRole('row').filter({ hasText: 'Médiathèque Malraux' });
+    await malraux.getByRole('cell', { name: '40,00 €' }).waitFor();
+    await malraux.getByRole('cell', { name: '2', exact: true }).waitFor();
+    assert.equal(await preview.getByRole('row').filter({ hasText: 'Colmar' }).count(), 0, 'an unresolved conflict is not payable');
     await page.getByRole('button', { name: 'Clore et signer le relevé' }).click();
     await page.waitForURL(/\/financeur\/releves\/\d+\?fait=clos$/);
     await page.getByText('Le relevé est clos et signé.').waitFor();
+    // Closed: nothing is left to pay on the next one.
+    const statementUrl = page.url();
+    await page.goto(programUrl);
+    await page.getByText("Aucun atelier à payer pour l'instant.").waitFor();
+    await page.goto(statementUrl);
     await page.getByRole('row').filter({ hasText: '40,00 €' }).first().waitFor();
     await checkAccessibility(page, 'statement page');
     await screenshots(page, 'financeur-releve');
