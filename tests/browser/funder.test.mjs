@@ -193,8 +193,9 @@ describe('funder', () => {
     await page.getByRole('heading', { name: 'Pass numérique Haut-Rhin 2027' }).waitFor();
     await page.getByText('Europe/Paris').first().waitFor();
     await page.getByText('200 000,00 €').first().waitFor();
-    // At phone width each amount stays on one line, inside its box.
-    await page.setViewportSize({ width: 390, height: 844 });
+    // At phone and desktop widths each amount stays on one line, inside its box.
+    for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 844 });
     for (const dd of await page.locator('.figure dd').all()) {
       const fits = await dd.evaluate((el) => {
         const line = parseFloat(getComputedStyle(el).lineHeight) || 1.5 * parseFloat(getComputedStyle(el).fontSize);
@@ -202,7 +203,8 @@ describe('funder', () => {
         const r = el.getBoundingClientRect();
         return { oneLine: r.height < 1.5 * line, inside: r.right <= box.right + 0.5, text: el.textContent };
       });
-      assert.ok(fits.oneLine && fits.inside, `"${fits.text}" does not fit its box: ${JSON.stringify(fits)}`);
+      assert.ok(fits.oneLine && fits.inside, `at ${width} px, "${fits.text}" does not fit its box: ${JSON.stringify(fits)}`);
+    }
     }
     await screenshots(page, 'financeur-programme-nouveau');
   });
