@@ -759,7 +759,7 @@ impl Notice {
             ("Votre nom n’est jamais enregistré.".to_owned(), 1),
             (
                 "Nous gardons seulement un numéro de dossier, votre code postal, \
-                 votre courriel si vous l’avez donné, et les ateliers utilisés."
+                 votre adresse e-mail si vous l’avez donnée, et les ateliers utilisés."
                     .to_owned(),
                 3,
             ),
