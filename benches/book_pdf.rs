@@ -90,6 +90,7 @@ fn benches(c: &mut Criterion) {
         program_name: "Pass numérique Gironde 2026",
         funder_name: "Département de la Gironde",
         issuer_name: "CCAS de Bordeaux",
+        issuer_phone: Some("05 56 00 11 22"),
         issued_on: NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date"),
         expires_on,
         reference: "CCAS-2026-00417",

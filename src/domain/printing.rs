@@ -77,6 +77,7 @@ pub async fn render_book(
         program_name: &program.name,
         funder_name: &funder.name,
         issuer_name: &issuer.name,
+        issuer_phone: issuer.phone.as_deref(),
         issued_on: book.issued_on,
         expires_on: book.expires_on,
         reference: book.beneficiary_reference.as_deref().unwrap_or("—"),
@@ -160,6 +161,21 @@ pub fn distance_km(from: (f64, f64), to: (f64, f64)) -> f64 {
     let a = ((lat2 - lat1) / 2.0).sin().powi(2)
         + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
     2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+}
+
+/// When the book was emailed successfully, oldest first.
+pub async fn sent_at(
+    conn: &mut AsyncPgConnection,
+    book_id: i64,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, ApiError> {
+    use crate::db::schema::book_sends;
+    Ok(book_sends::table
+        .filter(book_sends::book_id.eq(book_id))
+        .filter(book_sends::outcome.eq("sent"))
+        .select(book_sends::at)
+        .order(book_sends::id)
+        .load(conn)
+        .await?)
 }
 
 /// Emails the book; records the attempt; deletes the stored address once sent.

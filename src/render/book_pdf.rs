@@ -44,10 +44,12 @@ use crate::render::{QrCode, QrError, QUIET_ZONE_MODULES};
 pub struct BookPdf<'a> {
     /// The funding programme's name, printed on the cover and every coupon.
     pub program_name: &'a str,
-    /// Who pays for the workshops ("Offert par …").
+    /// Who pays for the workshops ("Offert par : …").
     pub funder_name: &'a str,
-    /// The social service that handed the book out ("Remis par …").
+    /// The social service that handed the book out ("Remis par : …").
     pub issuer_name: &'a str,
+    /// Its phone number, printed beside its name so the holder can call it.
+    pub issuer_phone: Option<&'a str>,
     /// The day the book was issued (also the PDF's creation date).
     pub issued_on: NaiveDate,
     /// The last valid day, inclusive.
@@ -398,9 +400,21 @@ impl<'s, 'p> Canvas<'s, 'p> {
         );
         y += 28.0;
 
-        let funder = sentence(&format!("Offert par {}", clean(book.funder_name)));
+        // A colon, not an article: names come as typed ("Collectivité d'Alsace", "CCAS de …").
+        let funder = sentence(&format!("Offert par : {}", clean(book.funder_name)));
         y = self.paragraph(BODY, left, y, CONTENT_W, 2, &funder);
-        let issuer = sentence(&format!("Remis par {}", clean(book.issuer_name)));
+        let issuer = match book
+            .issuer_phone
+            .map(clean)
+            .filter(|p| !p.trim().is_empty())
+        {
+            Some(phone) => sentence(&format!(
+                "Remis par : {}, téléphone {}",
+                clean(book.issuer_name),
+                phone
+            )),
+            None => sentence(&format!("Remis par : {}", clean(book.issuer_name))),
+        };
         y = self.paragraph(BODY, left, y, CONTENT_W, 2, &issuer);
         y += 10.0;
 
@@ -745,7 +759,7 @@ impl Notice {
             ("Votre nom n’est jamais enregistré.".to_owned(), 1),
             (
                 "Nous gardons seulement un numéro de dossier, votre code postal, \
-                 votre courriel si vous l’avez donné, et les ateliers utilisés."
+                 votre adresse e-mail si vous l’avez donnée, et les ateliers utilisés."
                     .to_owned(),
                 3,
             ),
@@ -909,6 +923,7 @@ mod tests {
             program_name: "Pass numérique Gironde 2026",
             funder_name: "Département de la Gironde",
             issuer_name: "CCAS de Bordeaux",
+            issuer_phone: Some("05 56 00 11 22"),
             issued_on: NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date"),
             expires_on: expires_on(),
             reference: "CCAS-2026-00417",
@@ -1019,8 +1034,8 @@ mod tests {
             "Votre pass numérique",
             "Ce carnet vous donne droit à 10 ateliers gratuits.",
             "Valable jusqu’au 31 mars 2027",
-            "Offert par Département de la Gironde.",
-            "Remis par CCAS de Bordeaux.",
+            "Offert par : Département de la Gironde.",
+            "Remis par : CCAS de Bordeaux, téléphone 05 56 00 11 22.",
             "Choisissez un lieu",
             "Un coupon = un atelier.",
             "Médiathèque Flora Tristan",

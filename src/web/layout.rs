@@ -142,8 +142,13 @@ pub fn page_with_head(
                 footer.site-footer {
                     div.container {
                         p {
-                            (SERVICE_NAME) " : des ateliers numériques financés, pour celles et ceux qui en ont besoin. "
-                            a href="/api/docs/" { "API" }
+                            (SERVICE_NAME) " : des ateliers numériques financés, pour celles et ceux qui en ont besoin."
+                        }
+                        ul.site-footer__links aria-label="Informations sur le service" {
+                            @for (href, label) in super::legal::FOOTER_LINKS {
+                                li { a href=(href) { (label) } }
+                            }
+                            li { a href="/api/docs/" { "API" } }
                         }
                     }
                 }

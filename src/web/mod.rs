@@ -10,6 +10,7 @@ pub mod funder;
 pub mod invoicing;
 pub mod issuer;
 pub mod layout;
+pub mod legal;
 pub mod login;
 pub mod operator;
 pub mod session;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(login::submit),
         )
         .service(web::resource("/deconnexion").post(login::logout))
+        .configure(legal::routes)
         .service(web::resource("/static/{path:.*}").get(assets::serve))
         .service(pages("/prescripteur").configure(issuer::routes))
         .service(pages("/financeur").configure(funder::routes))

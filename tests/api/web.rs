@@ -1015,6 +1015,7 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     assert!(book
         .body
         .contains("Laissez vide pour utiliser l'adresse saisie"));
+    assert!(book.body.contains("Pas encore envoyé"));
     let sent = visitor
         .submit(
             &book_page,
@@ -1027,6 +1028,10 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["to"], "beneficiaire@example.org");
+    // The book's page says when it was sent, after the notice has gone.
+    let book = visitor.get(&book_page).await;
+    assert!(!book.body.contains("Pas encore envoyé"), "{}", book.body);
+    assert_eq!(book.body.matches("Envoyé le ").count(), 1, "{}", book.body);
     assert_eq!(
         app.count("books WHERE beneficiary_email IS NOT NULL").await,
         0
@@ -1062,7 +1067,7 @@ async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
     assert_eq!(no_address.status, 422);
     assert!(no_address
         .body
-        .contains("Saisissez une adresse e-mail valide."));
+        .contains("Saisissez l'adresse e-mail du bénéficiaire : ce champ est obligatoire."));
     let failed = visitor
         .submit(
             &book_page,
