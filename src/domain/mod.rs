@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod batch;
 pub mod books;
+pub mod carnet;
 pub mod devices;
 pub mod group_commit;
 pub mod idempotency;

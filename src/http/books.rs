@@ -142,7 +142,14 @@ pub async fn pdf(
     let issuer = caller.require(&[Role::Issuer])?;
     let mut conn = state.pool.get().await?;
     let book = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let rendered = printing::render_book(&mut conn, &book, &state.config.privacy_contact).await?;
+    let rendered = printing::print_book(
+        &mut conn,
+        &book,
+        issuer.user.id,
+        &state.config.privacy_contact,
+        &state.config.public_url,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((
@@ -186,6 +193,7 @@ pub async fn send(
         issuer.user.id,
         request.email,
         &state.config.privacy_contact,
+        &state.config.public_url,
     )
     .await?;
     Ok(HttpResponse::Accepted().json(SendAnswer {

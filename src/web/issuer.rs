@@ -527,7 +527,14 @@ pub async fn pdf(
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let rendered = printing::render_book(&mut conn, &row, &state.config.privacy_contact).await?;
+    let rendered = printing::print_book(
+        &mut conn,
+        &row,
+        issuer.user.id,
+        &state.config.privacy_contact,
+        &state.config.public_url,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -560,6 +567,7 @@ pub async fn send(
         issuer.user.id,
         blank_to_none(&form.email),
         &state.config.privacy_contact,
+        &state.config.public_url,
     )
     .await;
     let errors = match outcome {

@@ -2,6 +2,7 @@
 //! module; every page calls the same domain functions as the API.
 
 pub mod assets;
+pub mod carnet;
 pub mod charts;
 pub mod errors;
 pub mod format;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/deconnexion").post(login::logout))
         .service(web::resource("/static/{path:.*}").get(assets::serve))
+        .configure(carnet::routes)
         .service(pages("/prescripteur").configure(issuer::routes))
         .service(pages("/financeur").configure(funder::routes))
         .service(pages("/operateur").configure(operator::routes))
