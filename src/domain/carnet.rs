@@ -189,7 +189,7 @@ pub async fn renew(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
     user_id: i64,
-) -> Result<Secret, ApiError> {
+) -> Result<(Secret, usize), ApiError> {
     if book.revoked_at.is_some() {
         return Err(ApiError::new(
             ProblemType::Conflict,
@@ -198,8 +198,8 @@ pub async fn renew(
     }
     let id = book.id;
     conn.transaction::<_, ApiError, _>(async |conn| {
-        kill_all(conn, id).await?;
-        mint(conn, id, MadeFor::Renew, Some(user_id)).await
+        let killed = kill_all(conn, id).await?;
+        Ok((mint(conn, id, MadeFor::Renew, Some(user_id)).await?, killed))
     })
     .await
 }
@@ -593,12 +593,18 @@ mod tests {
             assert_eq!(text.len(), SECRET_SYMBOLS);
             assert!(text.as_bytes()[0] <= b'7', "{text}");
             assert_eq!(Secret::parse(&text), Some(secret.clone()));
-            assert_eq!(Secret::parse(&secret.to_grouped_text()), Some(secret.clone()));
+            assert_eq!(
+                Secret::parse(&secret.to_grouped_text()),
+                Some(secret.clone())
+            );
             assert_eq!(Secret::parse(&text.to_lowercase()), Some(secret.clone()));
         }
         let ones = Secret([0xff; 16]);
         assert_eq!(ones.to_text(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
-        assert_eq!(Secret::parse("0000000000000000000000000O"), Some(Secret([0; 16])));
+        assert_eq!(
+            Secret::parse("0000000000000000000000000O"),
+            Some(Secret([0; 16]))
+        );
         assert_eq!(
             Secret::parse("0000000000000000000000000L"),
             Secret::parse("00000000000000000000000001")
@@ -625,7 +631,10 @@ mod tests {
     fn urls_hold_the_secret_and_print_in_groups() {
         let secret = Secret([0xab; 16]);
         let url = page_url("https://pass.example.org", &secret);
-        assert_eq!(url, format!("https://pass.example.org/c/{}", secret.to_text()));
+        assert_eq!(
+            url,
+            format!("https://pass.example.org/c/{}", secret.to_text())
+        );
         let printed = printed_url("https://pass.example.org", &secret);
         assert!(printed.starts_with("pass.example.org/c/"), "{printed}");
         assert_eq!(printed.matches('-').count(), 6, "{printed}");

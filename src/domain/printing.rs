@@ -5,12 +5,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::books::{vouchers_of, BookRow};
+use super::carnet::{self, MadeFor, PrintedLink};
 use super::organisations::Organisation;
 use super::programs::ProgramRow;
 use crate::db::schema::{organisations, programs};
 use crate::geo::Communes;
 use crate::http::problem::ApiError;
-use super::carnet::{self, MadeFor, PrintedLink};
 use crate::render::book_pdf::{self, BookPdf, PageLink, PdfCoupon, PdfVenue, PrivacyNotice};
 use crate::voucher::typed_code;
 

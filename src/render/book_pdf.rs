@@ -1160,7 +1160,10 @@ mod tests {
         let text = pdf_text(&pdf);
         assert!(text.contains("Vos coupons sur votre téléphone"), "{text}");
         let typed: String = text.split_whitespace().collect();
-        assert!(typed.contains(printed), "{printed} not printed whole:\n{text}");
+        assert!(
+            typed.contains(printed),
+            "{printed} not printed whole:\n{text}"
+        );
         // Without a link (a revoked book's PDF), no block.
         let text = pdf_text(&render(&book(5, &coupons, &VENUES)).expect("render"));
         assert!(!text.contains("Vos coupons sur votre téléphone"));

@@ -430,7 +430,10 @@ mod tests {
             opening_hours_fr("Tu,Th 14:00-17:00; PH off"),
             vec!["mardi, jeudi : 14 h à 17 h", "jours fériés : fermé"]
         );
-        assert_eq!(opening_hours_fr("10:00-18:00"), vec!["tous les jours : 10 h à 18 h"]);
+        assert_eq!(
+            opening_hours_fr("10:00-18:00"),
+            vec!["tous les jours : 10 h à 18 h"]
+        );
         // Not understood: shown as written.
         assert_eq!(
             opening_hours_fr("Mo-Fr 09:00-12:00 \"sur rendez-vous\""),

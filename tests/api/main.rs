@@ -7,6 +7,7 @@
 mod accounts;
 mod authorisation;
 mod books;
+mod carnet;
 mod conservation;
 mod database;
 mod foundation;

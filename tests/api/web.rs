@@ -547,6 +547,11 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
                 i,
             ),
             (
+                "/prescripteur/carnets/{id}/lien",
+                format!("/prescripteur/carnets/{book}/lien"),
+                i,
+            ),
+            (
                 "/financeur/programmes/nouveau",
                 "/financeur/programmes/nouveau".into(),
                 fu,
@@ -648,6 +653,8 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM books",
         "SELECT count(*) FROM books WHERE revoked_at IS NOT NULL",
         "SELECT count(*) FROM book_sends",
+        "SELECT count(*) FROM book_links",
+        "SELECT count(*) FROM book_links WHERE killed_at IS NOT NULL",
         "SELECT count(*) FROM programs",
         "SELECT coalesce(sum(allocated_vouchers), 0) FROM programs",
         "SELECT coalesce(sum(vouchers), 0) FROM allocations",
