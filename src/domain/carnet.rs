@@ -349,6 +349,8 @@ pub struct PageVenue {
     pub latitude: f64,
     pub longitude: f64,
     pub distance_km: Option<f64>,
+    /// In the beneficiary's commune.
+    pub home: bool,
 }
 
 /// Everything the page shows.
@@ -522,6 +524,8 @@ async fn venues_near(
         longitude: f64,
         #[diesel(sql_type = Bool)]
         accredited: bool,
+        #[diesel(sql_type = Bool)]
+        home: bool,
     }
     // Accreditation as `Organisation::is_accredited_on` says, on the
     // programme's today; distances are ranked in SQL over the département(s)
@@ -534,14 +538,14 @@ async fn venues_near(
                    (o.accredited_since <= now() AND o.accredited_until >= $2
                     AND (o.accreditation_withdrawn_at IS NULL OR o.accreditation_withdrawn_at > now()))
                    IS TRUE AS accredited,
-                   o.commune_code = ANY($3) AS home,
+                   coalesce(o.commune_code = ANY($3), false) AS home,
                    (o.latitude - $4) ^ 2 + ((o.longitude - $5) * cos(radians($4))) ^ 2 AS d2
               FROM organisations o LEFT JOIN venue_details d ON d.organisation_id = o.id
              WHERE o.kind = 'venue' AND o.departement = ANY($1))
-         (SELECT id, name, address, postcode, commune_code, phone, opening_hours, latitude, longitude, accredited
+         (SELECT id, name, address, postcode, commune_code, phone, opening_hours, latitude, longitude, accredited, home
             FROM candidates WHERE accredited ORDER BY home DESC, d2, id LIMIT $6)
          UNION ALL
-         (SELECT id, name, address, postcode, commune_code, phone, opening_hours, latitude, longitude, accredited
+         (SELECT id, name, address, postcode, commune_code, phone, opening_hours, latitude, longitude, accredited, home
             FROM candidates WHERE NOT accredited AND id IN (SELECT organisation_id FROM venue_details)
            ORDER BY home DESC, d2, id LIMIT $6)",
     )
@@ -571,6 +575,7 @@ async fn venues_near(
             opening_hours: r.opening_hours,
             latitude: r.latitude,
             longitude: r.longitude,
+            home: r.home,
         };
         if r.accredited {
             venues.push(venue);

@@ -49,7 +49,7 @@ a{color:#0b3d91}\
 .coupon h3{font-size:1.3em;color:#0b3d91}\
 .qr{display:block;width:100%;max-width:400px;margin:6px auto;background:#fff}\
 .qr svg{display:block;width:100%;height:auto}\
-.code{font-family:'Courier New',Courier,monospace;font-size:1.3em;font-weight:bold;letter-spacing:.04em;word-break:break-all}\
+.code{font-family:'Courier New',Courier,monospace;font-size:1.15em;font-weight:bold;white-space:nowrap}\
 .small{font-size:.85em}\
 .used li{margin:.5em 0}\
 .venue{border-left:6px solid #0b3d91;padding:.2em 0 .2em .6em;margin:.9em 0}\
@@ -139,7 +139,7 @@ pub async fn show(
         Lookup::Live(book) => book,
     };
     let page = carnet::page(&mut conn, &book).await?;
-    let mut response = respond(StatusCode::OK, book_page(&page), None);
+    let mut response = respond(StatusCode::OK, frame("Vos coupons", book_page(&page)), None);
     if query.enregistrer.as_deref() == Some("1") {
         response.headers_mut().insert(
             header::CONTENT_DISPOSITION,
@@ -290,7 +290,11 @@ fn qr_svg(code: &str, label: &str) -> Markup {
 }
 
 fn venue_block(venue: &PageVenue) -> Markup {
-    let distance = venue.distance_km.and_then(french_km);
+    let distance = if venue.home {
+        Some("dans votre commune".to_owned())
+    } else {
+        venue.distance_km.and_then(french_km)
+    };
     let phone_link = venue.phone.as_deref().map(|p| {
         let digits: String = p
             .chars()

@@ -43,6 +43,11 @@ async fn the_page_shows_the_coupons_and_nothing_personal() {
 
     let (status, headers, html) = page(&app, url).await;
     assert_eq!(status, 200, "{html}");
+    assert!(
+        html.starts_with("<!DOCTYPE html><html lang=\"fr\"><head>"),
+        "{html}"
+    );
+    assert!(html.contains("<title>Vos coupons — Pass numérique</title>"));
     assert!(html.contains("Votre pass numérique"));
     assert!(html.contains("Il vous reste"));
     for voucher in book["vouchers"].as_array().unwrap() {
