@@ -5,6 +5,7 @@ pub mod batch;
 pub mod books;
 pub mod carnet;
 pub mod devices;
+pub mod directory;
 pub mod group_commit;
 pub mod idempotency;
 pub mod invoices;

@@ -10,6 +10,7 @@ mod books;
 mod carnet;
 mod conservation;
 mod database;
+mod directory;
 mod foundation;
 mod helpers;
 mod histories;
