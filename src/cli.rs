@@ -130,8 +130,9 @@ pub enum StatementCommand {
         /// The kid of the statement key, as given with the statement.
         #[arg(long)]
         kid: u8,
-        /// The signature given with the statement (base64url).
-        #[arg(long)]
+        /// The signature given with the statement (base64url; it may begin
+        /// with "-").
+        #[arg(long, allow_hyphen_values = true)]
         signature: String,
         /// A JWK Set file (a saved `/.well-known/jwks.json`); without it,
         /// the key ring of the configured database is used.
@@ -577,3 +578,27 @@ impl Database {
 
 /// The database the embedded cluster holds.
 const DATABASE_NAME: &str = "passnum";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_beginning_with_a_hyphen_is_a_value_not_an_option() {
+        let cli = Cli::try_parse_from([
+            "passnum",
+            "statement",
+            "verify",
+            "releve.csv",
+            "--kid",
+            "2",
+            "--signature",
+            "-AbC_x",
+        ])
+        .expect("parsed");
+        assert!(
+            matches!(cli.command, Command::Statement { command: StatementCommand::Verify { ref signature, .. } } if signature == "-AbC_x"),
+            "{cli:?}"
+        );
+    }
+}

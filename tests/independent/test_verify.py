@@ -490,6 +490,9 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual(json.loads(output)["sha256"], hashlib.sha256(StatementTest.CSV).hexdigest())
         status, _ = self.run_main("statement", "--jwks", jwks, "--kid", "1", "--signature", signature, str(csv))
         self.assertEqual(status, 1)
+        # One signature in 64 begins with "-": it is a value, not an option.
+        status, output = self.run_main("statement", "--jwks", jwks, "--kid", "2", "--signature", "-" + signature[1:], str(csv))
+        self.assertEqual((status, json.loads(output)["verified"]), (1, False), output)
 
 
 if __name__ == "__main__":

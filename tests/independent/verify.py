@@ -671,8 +671,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bind_signature(argv: list[str]) -> list[str]:
+    """A base64url signature may begin with "-", which argparse would take for
+    an option: "--signature S" is read as "--signature=S"."""
+    bound, rest = [], iter(argv)
+    for arg in rest:
+        if arg == "--signature":
+            value = next(rest, None)
+            bound.append(arg if value is None else f"--signature={value}")
+        else:
+            bound.append(arg)
+    return bound
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(bind_signature(argv))
     try:
         return args.run(args)
     except (OSError, ValueError, KeyError) as error:
