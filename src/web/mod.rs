@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod carnet;
 pub mod charts;
+pub mod directory;
 pub mod errors;
 pub mod format;
 pub mod forms;
@@ -33,8 +34,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(carnet::routes)
         .service(pages("/prescripteur").configure(issuer::routes))
         .service(pages("/financeur").configure(funder::routes))
-        .service(pages("/operateur").configure(operator::routes))
-        .service(pages("/lieu").configure(venue::routes));
+        .service(
+            pages("/operateur")
+                .configure(operator::routes)
+                .configure(directory::operator_routes),
+        )
+        .service(
+            pages("/lieu")
+                .configure(venue::routes)
+                .configure(directory::venue_routes),
+        );
 }
 
 /// A scope of pages: a path that names no object of the user's answers the

@@ -247,3 +247,76 @@ async fn listed_venues_show_on_the_page_as_other_places_that_can_help() {
     let demo = html.find("Médiathèque Malraux").unwrap();
     assert!(takes < demo && demo < others);
 }
+
+#[tokio::test]
+async fn the_operator_sees_import_reports_and_a_venue_completes_its_details() {
+    use crate::web::Visitor;
+    let (app, _) = app().await;
+    let f = fixture(&app).await;
+    let bad = [
+        header(),
+        sample_row(&[]),
+        sample_row(&[("\"51100\"", "\"5110\"")]),
+    ]
+    .join("\n");
+    import(&app, "2026-12-01_lieux.csv", bad.as_bytes()).await;
+
+    let mut operator = Visitor::login(&app, "operateur@demo.passnum.test").await;
+    let page = operator.get("/operateur/imports").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("2026-12-01_lieux.csv"), "{}", page.body);
+    assert!(
+        page.body.contains("Ligne 3 (structure-1) : "),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("code_postal"));
+
+    // The demo venue completes its details; the beneficiary's page shows them.
+    let mut venue = Visitor::login(&app, "lieu@demo.passnum.test").await;
+    let form = venue.get("/lieu/mon-lieu").await;
+    assert_eq!(form.status, 200);
+    let token = form.csrf_token();
+    let refused = venue
+        .post(
+            "/lieu/mon-lieu",
+            &[
+                ("csrf_token", &token),
+                ("phone", "appelez-nous"),
+                ("opening_hours", ""),
+                ("accessibility", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Saisissez un numéro de téléphone"));
+    let saved = venue
+        .post(
+            "/lieu/mon-lieu",
+            &[
+                ("csrf_token", &token),
+                ("phone", "03 88 12 34 56"),
+                ("opening_hours", "We 14:00-18:00"),
+                ("accessibility", "Accès de plain-pied"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(saved.body.contains("mercredi : 14 h à 18 h"));
+    assert_eq!(
+        app.count(&format!(
+            "organisations o JOIN venue_details d ON d.organisation_id = o.id
+              WHERE o.id = {} AND o.phone = '+33388123456' AND d.self_edited_at IS NOT NULL
+                AND d.accessibility = 'Accès de plain-pied'",
+            f.org_ids["lieu@demo.passnum.test"]
+        ))
+        .await,
+        1
+    );
+    let book = issue_book(&app, &f, 5).await;
+    let url = book["page_url"].as_str().unwrap();
+    let path = format!("/{}", url.splitn(4, '/').nth(3).unwrap());
+    let html = app.get(&path).await.text().await.unwrap();
+    assert!(html.contains("mercredi : 14 h à 18 h"), "{html}");
+    assert!(html.contains("03 88 12 34 56"));
+}
