@@ -253,7 +253,11 @@ mod tests {
             normalise_phone("+33 3 88 00 11 22").as_deref(),
             Some("+33388001122")
         );
-        assert_eq!(normalise_phone("0262.26.00.11").as_deref(), None);
+        assert_eq!(
+            normalise_phone("0262.26.00.11").as_deref(),
+            Some("+33262260011")
+        );
+        assert_eq!(normalise_phone("03 88 00 11 2"), None);
         assert_eq!(
             normalise_phone("+262 262 00 11 22").as_deref(),
             Some("+262262001122")
