@@ -753,6 +753,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .trim_end_matches("/envoyer")
             .trim_end_matches("/revoquer")
             .trim_end_matches("/remplacer")
+            .trim_end_matches("/lien")
             .trim_end_matches("/dotations")
             .trim_end_matches("/cloture")
             .trim_end_matches("/releves")
