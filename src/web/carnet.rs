@@ -91,10 +91,9 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     // An odd query string is ignored, not refused: this page is for everyone.
     let query: PageQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    // The direct peer, as for logins: forwarded headers are easy to forge.
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
+    // As for logins: the direct peer, or the address a trusted proxy forwarded.
+    let client_ip = crate::http::client::address(&req, &state.config.trusted_proxies)
+        .map(|ip| ip.to_string())
         .unwrap_or_default();
     let mut conn = state.pool.get().await?;
     if !carnet::may_ask(&mut conn, &client_ip).await? {
