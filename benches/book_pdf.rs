@@ -102,6 +102,7 @@ fn benches(c: &mut Criterion) {
             contact: "dpo@passnum.example.org",
             retention: "3 ans après la fin du programme",
         },
+        page_link: None,
     };
     let size = render(&book).expect("the book renders").len();
     eprintln!("book of 10: {size} bytes");

@@ -69,6 +69,10 @@ pub struct IssuedBook {
     pub expires_on: NaiveDate,
     pub vouchers: Vec<IssuedVoucher>,
     pub pdf_url: String,
+    /// The beneficiary's own page (no login): a secret link, shown only in
+    /// this answer (only its hash is kept). Printing or e-mailing the book
+    /// makes links of their own.
+    pub page_url: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -425,9 +429,10 @@ pub async fn issue(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
+    let secret = super::carnet::Secret::random();
 
     // One statement, one transaction: the allocation spent (under its row
-    // lock and check constraint), the book, its vouchers.
+    // lock and check constraint), the book, its vouchers, its first link.
     use diesel::sql_types::{Array, BigInt, Date, Integer, Nullable, SmallInt, Text};
     #[derive(QueryableByName)]
     struct Issued {
@@ -448,7 +453,10 @@ pub async fn issue(
          coupons AS (
             INSERT INTO vouchers (id, book_id, lineage_id, program_id, kid, position, expires_on, face_value_cents, code)
             SELECT c.id, book.id, book.lineage_id, $1, $12, c.position, $6, $13, c.code
-              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code))
+              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code)),
+         link AS (
+            INSERT INTO book_links (book_id, secret_sha256, made_for, created_by_user_id)
+            SELECT id, $17, 'issue', $3 FROM book)
          SELECT id FROM book",
     )
     .bind::<Integer, _>(program.id)
@@ -467,6 +475,7 @@ pub async fn issue(
     .bind::<Array<BigInt>, _>(signed.iter().map(|(id, _, _)| *id as i64).collect::<Vec<_>>())
     .bind::<Array<SmallInt>, _>(signed.iter().map(|(_, p, _)| *p).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(signed.iter().map(|(_, _, c)| c.clone()).collect::<Vec<_>>())
+    .bind::<diesel::sql_types::Bytea, _>(secret.sha256())
     .get_result(conn)
     .await
     .optional()
@@ -493,6 +502,7 @@ pub async fn issue(
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),
         pdf_url: pdf_url(public_url, book_id),
+        page_url: super::carnet::page_url(public_url, &secret),
     })
 }
 
@@ -820,7 +830,7 @@ pub async fn replace(
         &positions,
     )?;
     let user_id = issuer.user.id;
-    let (new_id, kept) = conn
+    let (new_id, kept, secret) = conn
         .transaction::<_, ApiError, _>(async |conn| {
             let lineage_id: i64 = books::table
                 .find(book.id)
@@ -920,7 +930,10 @@ pub async fn replace(
                 Some(&replaces),
             )
             .await?;
-            Ok((new_id, kept))
+            let secret =
+                super::carnet::mint(conn, new_id, super::carnet::MadeFor::Issue, Some(user_id))
+                    .await?;
+            Ok((new_id, kept, secret))
         })
         .await?;
     Ok(IssuedBook {
@@ -933,6 +946,7 @@ pub async fn replace(
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),
         pdf_url: pdf_url(public_url, new_id),
+        page_url: super::carnet::page_url(public_url, &secret),
     })
 }
 

@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::books::{vouchers_of, BookRow};
+use super::carnet::{self, MadeFor, PrintedLink};
 use super::organisations::Organisation;
 use super::programs::ProgramRow;
 use crate::db::schema::{organisations, programs};
 use crate::geo::Communes;
 use crate::http::problem::ApiError;
-use crate::render::book_pdf::{self, BookPdf, PdfCoupon, PdfVenue, PrivacyNotice};
+use crate::render::book_pdf::{self, BookPdf, PageLink, PdfCoupon, PdfVenue, PrivacyNotice};
 use crate::voucher::typed_code;
 
 /// How many venues the cover lists.
@@ -22,11 +23,13 @@ pub struct RenderedBook {
     pub program_name: String,
 }
 
-/// Renders the book as an A4 PDF.
+/// Renders the book as an A4 PDF; `page_link` (the beneficiary's page) is
+/// printed on the cover.
 pub async fn render_book(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
     privacy_contact: &str,
+    page_link: Option<&PrintedLink>,
 ) -> Result<RenderedBook, ApiError> {
     let program: ProgramRow = programs::table
         .find(book.program_id)
@@ -89,6 +92,10 @@ pub async fn render_book(
             contact: privacy_contact,
             retention,
         },
+        page_link: page_link.map(|link| PageLink {
+            url: &link.url,
+            printed: &link.printed,
+        }),
     };
     let pdf = book_pdf::render(&document)
         .map_err(|e| ApiError::internal(format!("the book could not be rendered: {e}")))?;
@@ -179,6 +186,22 @@ pub async fn sent_at(
 }
 
 /// Emails the book; records the attempt; deletes the stored address once sent.
+/// A new link to the beneficiary's page, then the book rendered with it on
+/// its cover: what downloading the PDF gives.
+pub async fn print_book(
+    conn: &mut AsyncPgConnection,
+    book: &BookRow,
+    user_id: i64,
+    privacy_contact: &str,
+    public_url: &str,
+) -> Result<RenderedBook, ApiError> {
+    let link = carnet::link_for(conn, book, MadeFor::Print, Some(user_id), public_url).await?;
+    render_book(conn, book, privacy_contact, link.as_ref()).await
+}
+
+/// Emails the book, with a new link to the beneficiary's page in the
+/// message and on the cover; records the attempt; deletes the stored
+/// address once sent.
 pub async fn send_book(
     conn: &mut AsyncPgConnection,
     mailer: &crate::mail::Mailer,
@@ -186,6 +209,7 @@ pub async fn send_book(
     user_id: i64,
     email: Option<String>,
     privacy_contact: &str,
+    public_url: &str,
 ) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     use crate::db::schema::{book_sends, books};
     use crate::http::problem::ProblemType;
@@ -202,9 +226,15 @@ pub async fn send_book(
             ApiError::invalid_field("email", "no address was given for this book: give one")
         })?,
     };
-    let rendered = render_book(conn, book, privacy_contact).await?;
+    let link = carnet::link_for(conn, book, MadeFor::Email, Some(user_id), public_url).await?;
+    let rendered = render_book(conn, book, privacy_contact, link.as_ref()).await?;
     let outcome = mailer
-        .send_book(&to, &rendered.program_name, rendered.pdf)
+        .send_book(
+            &to,
+            &rendered.program_name,
+            rendered.pdf,
+            link.as_ref().map(|l| l.url.as_str()),
+        )
         .await;
     let (label, error) = match &outcome {
         Ok(()) => ("sent", None),

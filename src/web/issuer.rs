@@ -16,6 +16,7 @@ use crate::auth::Role;
 use crate::domain::books::{
     self, Beneficiary, BeneficiaryProblem, Book, BookRow, NewBook, ReferenceFilter, VoucherStatus,
 };
+use crate::domain::carnet;
 use crate::domain::printing;
 use crate::domain::programs::{self, Program};
 use crate::geo::GeoError;
@@ -32,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/carnets/{id}/pdf").get(pdf))
         .service(web::resource("/carnets/{id}/envoyer").post(send))
         .service(web::resource("/carnets/{id}/revoquer").post(revoke))
-        .service(web::resource("/carnets/{id}/remplacer").post(replace));
+        .service(web::resource("/carnets/{id}/remplacer").post(replace))
+        .service(web::resource("/carnets/{id}/lien").post(renew_link));
 }
 
 fn book_url(id: i64) -> String {
@@ -495,6 +497,7 @@ async fn book_page(
     )
     .await?;
     let tz = program.tz();
+    let live_links = carnet::live_links(conn, row.id).await?;
     let b = books::present(conn, row, &state.config.public_url, true).await?;
     let sent = printing::sent_at(conn, b.id).await?;
     let unused = i64::from(b.size) - b.used;
@@ -561,6 +564,7 @@ async fn book_page(
                 }
             }
         }
+        @if usable { (page_link_section(session, &url, live_links)) }
         @if let Some(vouchers) = &b.vouchers {
             h2 { "Coupons" }
             div.table-wrap tabindex="0" role="region" aria-labelledby="coupons-titre" {
@@ -651,7 +655,14 @@ pub async fn pdf(
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let rendered = printing::render_book(&mut conn, &row, &state.config.privacy_contact).await?;
+    let rendered = printing::print_book(
+        &mut conn,
+        &row,
+        issuer.user.id,
+        &state.config.privacy_contact,
+        &state.config.public_url,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -684,6 +695,7 @@ pub async fn send(
         issuer.user.id,
         blank_to_none(&form.email),
         &state.config.privacy_contact,
+        &state.config.public_url,
     )
     .await;
     let errors = match outcome {
@@ -818,4 +830,60 @@ pub async fn replace(
             book_page(&state, &mut conn, &session, row, None, &forms, &errors).await
         }
     }
+}
+
+/// The beneficiary's own page: how many links lead to it, and renewing them
+/// (a lost phone, a shared e-mail).
+fn page_link_section(session: &Session, url: &str, live_links: i64) -> Markup {
+    html! {
+        section aria-labelledby="lien-titre" {
+            h2 #lien-titre { "Page personnelle du bénéficiaire" }
+            p {
+                "Le carnet imprimé et l'e-mail donnent un lien secret vers une page où le bénéficiaire voit ses coupons sur son téléphone. "
+                @if live_links == 0 {
+                    "Aucun lien ne mène à cette page pour l'instant."
+                } @else {
+                    (live_links) " " (if live_links > 1 { "liens mènent" } else { "lien mène" }) " à cette page."
+                }
+            }
+            p { "Renouveler le lien arrête tous les anciens liens (téléphone perdu, e-mail partagé). Imprimez ou envoyez ensuite le carnet à nouveau." }
+            form.form method="post" action={ (url) "/lien" } {
+                (forms::csrf_field(session))
+                button.button.button--secondary type="submit" { "Renouveler le lien" }
+            }
+        }
+    }
+}
+
+/// Renews the links to the beneficiary's page; the new one is shown once,
+/// on this answer (never in an address, so never in a history or a log).
+pub async fn renew_link(
+    state: web::Data<AppState>,
+    posted: Posted<forms::NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, .. } = posted;
+    let issuer = session.require(Role::Issuer)?;
+    let mut conn = state.pool.get().await?;
+    let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let (secret, killed) = carnet::renew(&mut conn, &row, issuer.user.id).await?;
+    let notice = format!(
+        "Nouveau lien : {} — {}. Donnez-le au bénéficiaire, ou imprimez ou envoyez le carnet à nouveau.",
+        carnet::page_url(&state.config.public_url, &secret),
+        match killed {
+            0 => "aucun ancien lien n'existait".to_owned(),
+            1 => "l'ancien lien ne marche plus".to_owned(),
+            n => format!("les {n} anciens liens ne marchent plus"),
+        }
+    );
+    book_page(
+        &state,
+        &mut conn,
+        &session,
+        row,
+        Some(&notice),
+        &BookForms::default(),
+        &FormErrors::default(),
+    )
+    .await
 }

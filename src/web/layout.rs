@@ -43,6 +43,7 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Operator => &[
             ("/operateur/", "Organisations"),
             ("/operateur/cles", "Clés de signature"),
+            ("/operateur/imports", "Imports des lieux"),
         ],
         Role::Venue => &[
             ("/lieu/", "Scanner un coupon"),
@@ -50,6 +51,7 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/lieu/releves", "Relevés"),
             ("/lieu/facturation", "Facturation"),
             ("/lieu/appareils", "Appareils"),
+            ("/lieu/mon-lieu", "Mon lieu"),
         ],
     }
 }

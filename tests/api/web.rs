@@ -554,6 +554,11 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
                 i,
             ),
             (
+                "/prescripteur/carnets/{id}/lien",
+                format!("/prescripteur/carnets/{book}/lien"),
+                i,
+            ),
+            (
                 "/financeur/programmes/nouveau",
                 "/financeur/programmes/nouveau".into(),
                 fu,
@@ -655,6 +660,8 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM books",
         "SELECT count(*) FROM books WHERE revoked_at IS NOT NULL",
         "SELECT count(*) FROM book_sends",
+        "SELECT count(*) FROM book_links",
+        "SELECT count(*) FROM book_links WHERE killed_at IS NOT NULL",
         "SELECT count(*) FROM programs",
         "SELECT coalesce(sum(allocated_vouchers), 0) FROM programs",
         "SELECT coalesce(sum(vouchers), 0) FROM allocations",
@@ -753,6 +760,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .trim_end_matches("/envoyer")
             .trim_end_matches("/revoquer")
             .trim_end_matches("/remplacer")
+            .trim_end_matches("/lien")
             .trim_end_matches("/dotations")
             .trim_end_matches("/cloture")
             .trim_end_matches("/releves")
