@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// The national directory of digital-mediation venues.
+    Venues {
+        #[command(subcommand)]
+        command: VenuesCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +107,18 @@ pub enum LogCommand {
         index: u64,
         #[arg(long)]
         key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VenuesCommand {
+    /// Create or update *listed* venues from the national standard's file
+    /// ("standard des lieux de médiation numérique", CSV or JSON). Bad rows
+    /// are reported with their line and reason and change nothing; importing
+    /// the same file again changes nothing.
+    Import {
+        /// The national file (CSV or JSON).
+        file: std::path::PathBuf,
     },
 }
 
@@ -249,6 +266,16 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Log { command } => log_command(command, &config).await,
+        Command::Venues {
+            command: VenuesCommand::Import { file },
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome = import_venues(&database.url, &config, &file, &bytes).await;
+            database.close()?;
+            outcome
+        }
         Command::Voucher {
             command: VoucherCommand::Decode { text },
         } => {
@@ -327,6 +354,44 @@ async fn audit_database(database_url: &str, config: &Config) -> anyhow::Result<(
     println!(
         "the database's {} entries (and {} waiting for their index) are exactly its events, unchanged",
         audit.entries, audit.waiting
+    );
+    Ok(())
+}
+
+async fn import_venues(
+    database_url: &str,
+    config: &Config,
+    file: &std::path::Path,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 1, config.db_timeout)?;
+    let mut conn = pool.get().await?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let report = crate::domain::directory::import(&mut conn, &name, bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for rejection in &report.rejections {
+        println!(
+            "ligne {} ({}) refusée : {}",
+            rejection.line,
+            rejection.id.as_deref().unwrap_or("sans id"),
+            rejection.reason
+        );
+    }
+    println!(
+        "{} ligne(s) lue(s) : {} lieu(x) créé(s), {} mis à jour, {} inchangé(s), {} ligne(s) refusée(s), en {:.1} s",
+        report.rows_read,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.rejections.len(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

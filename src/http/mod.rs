@@ -110,6 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/books/{id}").get(books::get))
                 .service(web::resource("/books/{id}/pdf").get(books::pdf))
                 .service(web::resource("/books/{id}/send").post(books::send))
+                .service(web::resource("/books/{id}/page-link").post(books::renew_page_link))
                 .service(web::resource("/vouchers/{voucher_id}/qr.svg").get(books::qr_svg))
                 .service(web::resource("/vouchers/{voucher_id}/qr.png").get(books::qr_png))
                 .service(web::resource("/books/{id}/revoke").post(books::revoke))

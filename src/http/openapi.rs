@@ -54,6 +54,7 @@ use super::{
         books::replace,
         books::pdf,
         books::send,
+        books::renew_page_link,
         books::qr_svg,
         books::qr_png,
         redemptions::themes,

@@ -37,17 +37,28 @@ export async function judge(input) {
   if (read.kind === "typed") return judgeOnline(code, scannedAt, { voucherId: read.voucherId });
   const voucher = read.voucher;
   const refusal = await localRefusal(voucher);
+  if (refusal === "unknown-key") {
+    // A key the phone has not learnt yet (made since its last sync): only
+    // the server can say. Offline, the scan is queued for it to judge.
+    return judgeOnline(code, scannedAt, voucher, { keyUnknown: true });
+  }
   if (refusal) return { ok: false, problem: refusal, code, scannedAt, voucher, local: true };
   return judgeOnline(code, scannedAt, voucher);
 }
 
-/** The phone's own reasons to refuse a voucher, or null; sends nothing. */
+/**
+ * The phone's own reasons to refuse a voucher, or null; sends nothing.
+ * "unknown-key" is no refusal: the caller asks the server, or queues the scan.
+ */
 async function localRefusal(voucher) {
-  let keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+  const withdrawn = (await store.getSetting("withdrawnKids")) ?? [];
+  // A key withdrawn after a compromise: what it signed is refused, even offline.
+  if (withdrawn.includes(String(voucher.kid))) return "key-withdrawn";
+  let keys = voucherKeys(await store.getSetting("jwks"), withdrawn);
   if (!keys.has(voucher.kid) && navigator.onLine) {
     // A key made since the phone last synced: fetch the set once more.
     await refreshKeys().catch(() => {});
-    keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+    keys = voucherKeys(await store.getSetting("jwks"), withdrawn);
   }
   try {
     await verifyVoucher(voucher, keys);
@@ -65,7 +76,7 @@ async function localRefusal(voucher) {
   return null;
 }
 
-async function judgeOnline(code, scannedAt, voucher) {
+async function judgeOnline(code, scannedAt, voucher, { keyUnknown = false } = {}) {
   try {
     const answer = await api.check(code);
     // The scanned voucher (with its signature, so it can still be queued if
@@ -74,12 +85,20 @@ async function judgeOnline(code, scannedAt, voucher) {
     if (answer.problem === "already-redeemed") await store.markRedeemed(answer.voucher_id);
     return answer.redeemable
       ? { ok: true, code, scannedAt, voucher: confirmed, online: true }
-      : { ok: false, problem: answer.problem, code, scannedAt, voucher: confirmed };
+      : {
+          ok: false,
+          problem: answer.problem,
+          code,
+          scannedAt,
+          voucher: confirmed,
+          redeemedAt: answer.redeemed_at,
+          redeemedHere: answer.redeemed_here,
+        };
   } catch (error) {
     if (error instanceof api.Problem) return { ok: false, problem: error.problem, code, scannedAt, voucher };
     if (!(error instanceof api.Offline)) throw error;
     if (!("signature" in voucher)) return { ok: false, problem: "typed-offline", code, scannedAt };
-    return { ok: true, code, scannedAt, voucher, online: false };
+    return { ok: true, code, scannedAt, voucher, online: false, keyUnknown };
   }
 }
 
