@@ -11,6 +11,7 @@ pub mod forms;
 pub mod funder;
 pub mod invoicing;
 pub mod issuer;
+pub mod journal;
 pub mod layout;
 pub mod legal;
 pub mod login;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(login::submit),
         )
         .service(web::resource("/deconnexion").post(login::logout))
+        .service(web::resource("/journal").get(journal::page))
         .configure(legal::routes)
         .service(web::resource("/static/{path:.*}").get(assets::serve))
         .configure(carnet::routes)

@@ -615,6 +615,7 @@ fn purpose_label(purpose: Purpose) -> &'static str {
         Purpose::Voucher => "Coupons",
         Purpose::Statement => "Relevés",
         Purpose::Login => "Connexions",
+        Purpose::Log => "Journal public",
     }
 }
 

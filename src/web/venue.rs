@@ -49,6 +49,7 @@ const SCAN_ASSETS: &[&str] = &[
     "scan/store.js",
     "scan/verify.js",
     "scan/voucher.js",
+    "scan/witness.js",
     "scan/manifest.webmanifest",
     "scan/icon.svg",
     "scan/icon-192.png",
@@ -116,6 +117,8 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
             }
             section #scanner hidden {
                 p #network.network role="status" { "Connexion…" }
+                p.network #log-status role="status" hidden {}
+                p.alert.alert--error #log-alarm role="alert" hidden {}
                 div.verdict #verdict hidden tabindex="-1" role="status" aria-live="assertive" {
                     p.verdict__title #verdict-title {}
                     p.verdict__detail #verdict-detail {}

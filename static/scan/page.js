@@ -197,10 +197,21 @@ async function showNetwork(reached) {
     : `Hors connexion · les scans sont gardés sur le téléphone${syncedAt ? ` · listes du ${dateTime(syncedAt)}` : ""}`;
 }
 
+async function showLog() {
+  const [size, alarm] = [await store.getSetting("logSize"), await store.getSetting("logAlarm")];
+  $("log-status").hidden = size === undefined || Boolean(alarm);
+  $("log-status").textContent = `Journal public vérifié · ${size} inscriptions`;
+  $("log-alarm").hidden = !alarm;
+  $("log-alarm").textContent = alarm
+    ? `Alerte : le journal public ne correspond pas à ce que ce téléphone a vu (${alarm.detail}). L'opérateur est prévenu.`
+    : "";
+}
+
 async function syncNow() {
   try {
     const reached = await scanner.syncNow();
     await showNetwork(reached);
+    await showLog();
   } catch (error) {
     if (error instanceof Problem && error.problem === "unauthorized") {
       await store.setSetting("deviceToken", undefined);

@@ -17,6 +17,7 @@ mod helpers;
 mod histories;
 mod invoices;
 mod keys;
+mod log;
 mod offline;
 mod printing;
 mod races;
