@@ -101,12 +101,16 @@ pub struct AlarmRequest {
     /// A short word for what failed: `inconsistent` (the new tree does not
     /// extend the kept one), `bad-signature`, `smaller` (the log shrank),
     /// `unreadable` (tiles missing or malformed).
+    #[schema(min_length = 1, max_length = 100)]
     pub problem: String,
     /// The phone's own words.
+    #[schema(max_length = 2000)]
     pub detail: String,
     /// The checkpoint the phone kept, as it was served.
+    #[schema(min_length = 1, max_length = 4000)]
     pub kept_checkpoint: String,
     /// The checkpoint it was served since, if any.
+    #[schema(max_length = 4000)]
     pub new_checkpoint: Option<String>,
 }
 
