@@ -231,10 +231,10 @@ async fn purge(database_url: &str, config: &Config, months: u32) -> anyhow::Resu
         .map_err(|e| anyhow::anyhow!(e.detail))?;
     println!(
         "beneficiary data deleted from {} book(s) expired for over {months} months; \
-         {} idempotency record(s), {} login failure(s), {} scan nonce(s) and {} expired web session(s) removed",
+         {} idempotency record(s), {} forgotten login failure count(s), {} scan nonce(s) and {} expired web session(s) removed",
         purged.books,
         purged.idempotency_records,
-        purged.login_failures,
+        purged.login_throttle,
         purged.scan_nonces,
         purged.web_sessions
     );

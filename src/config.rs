@@ -55,6 +55,8 @@ pub struct Config {
     pub mail_from: String,
     /// Who answers for the personal data, printed on every book.
     pub privacy_contact: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (login throttling).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,11 @@ impl Config {
             .trim_end_matches('/')
             .to_owned();
         let db_timeout_ms: u64 = parse(&get, "PASSNUM_DB_TIMEOUT_MS", "3000")?;
+        let trusted_proxies = match get("PASSNUM_TRUSTED_PROXIES") {
+            Some(v) => crate::http::client::parse_trusted(&v)
+                .map_err(|e| invalid("PASSNUM_TRUSTED_PROXIES", &v, e))?,
+            None => Vec::new(),
+        };
         let shutdown_timeout_secs: u64 = parse(&get, "PASSNUM_SHUTDOWN_TIMEOUT_SECS", "30")?;
         let database_read_url = get("PASSNUM_DATABASE_READ_URL");
         if database_read_url.is_some() && database_url.is_none() {
@@ -151,6 +158,7 @@ impl Config {
             }),
             privacy_contact: get("PASSNUM_PRIVACY_CONTACT")
                 .unwrap_or_else(|| "l'organisme qui vous a remis ce carnet".into()),
+            trusted_proxies,
         })
     }
 
@@ -224,6 +232,11 @@ mod tests {
         );
         assert!(config(&[("PASSNUM_ENV", "staging")]).is_err());
         assert!(config(&[("PASSNUM_LOG_FORMAT", "xml")]).is_err());
+        let err = config(&[("PASSNUM_TRUSTED_PROXIES", "10.0.0.1, proxy")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("PASSNUM_TRUSTED_PROXIES="),
+            "{err}"
+        );
         assert!(config(&[("PASSNUM_SHUTDOWN_TIMEOUT_SECS", "-1")]).is_err());
     }
 
@@ -244,5 +257,12 @@ mod tests {
             c.database_read_url.as_deref(),
             Some("postgres://standby/db")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_networks() {
+        assert!(config(&[]).unwrap().trusted_proxies.is_empty());
+        let c = config(&[("PASSNUM_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
     }
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use diesel_async::pooled_connection::deadpool::PoolError;
 
 use crate::auth::callers::Callers;
+use crate::auth::password::PasswordQueue;
+use crate::auth::throttle::Throttle;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::domain::group_commit::GroupCommit;
@@ -24,6 +26,10 @@ pub struct AppState {
     pub read_pool: Option<Pool>,
     pub keys: Arc<KeyRing>,
     pub mailer: Mailer,
+    /// The instance's password checks and hashes (its CPU, not shared state).
+    pub passwords: Arc<PasswordQueue>,
+    /// The instance's share of login throttling (database slots, waits known).
+    pub throttle: Arc<Throttle>,
     pub draining: Draining,
     /// Who tokens stand for, kept a few seconds (`auth::callers`).
     pub callers: Arc<Callers>,
@@ -73,7 +79,6 @@ impl AppState {
         let group_commit = (config.group_commit > 0)
             .then(|| GroupCommit::start(pool.clone(), config.group_commit));
         Ok(AppState {
-            config: Arc::new(config),
             pool,
             read_pool,
             keys,
@@ -81,6 +86,9 @@ impl AppState {
             draining: Draining::default(),
             callers: Arc::default(),
             group_commit,
+            passwords: Arc::new(PasswordQueue::for_this_machine()),
+            throttle: Arc::new(Throttle::for_pool(config.db_pool_size, config.db_timeout)),
+            config: Arc::new(config),
         })
     }
 

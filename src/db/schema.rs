@@ -45,11 +45,11 @@ diesel::table! {
 }
 
 diesel::table! {
-    login_failures (id) {
-        id -> BigInt,
-        email -> Text,
-        client_ip -> Text,
-        failed_at -> Timestamptz,
+    login_throttle (scope, key) {
+        scope -> Text,
+        key -> Text,
+        failures -> Integer,
+        last_failure_at -> Timestamptz,
     }
 }
 
@@ -301,7 +301,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     organisations,
     users,
-    login_failures,
+    login_throttle,
     programs,
     allocations,
     books,

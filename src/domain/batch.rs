@@ -23,6 +23,7 @@ pub const CLOCK_SKEW_SECS: i64 = 300;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    #[schema(max_items = 500)]
     pub items: Vec<BatchItem>,
 }
 
@@ -35,6 +36,9 @@ pub struct BatchItem {
     /// When the voucher was scanned: it decides expiry, accreditation,
     /// revocation and closure, and becomes the redemption's `redeemed_at`.
     pub scanned_at: DateTime<Utc>,
+    /// As for a redemption; a theme or duration the server refuses makes
+    /// this item `rejected`, not the batch.
+    #[schema(value_type = crate::http::openapi::OfflineWorkshop)]
     pub workshop: Workshop,
 }
 
@@ -258,7 +262,9 @@ pub async fn find_conflict(
 #[serde(deny_unknown_fields)]
 pub struct Resolution {
     /// `pay` or `reject`.
+    #[schema(schema_with = crate::http::openapi::decisions)]
     pub decision: String,
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

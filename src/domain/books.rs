@@ -23,6 +23,7 @@ use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
 pub struct NewBook {
     pub program_id: i32,
     /// 5 or 10.
+    #[schema(schema_with = crate::http::openapi::book_sizes)]
     pub size: i64,
     pub beneficiary: Beneficiary,
 }
@@ -33,9 +34,19 @@ pub struct NewBook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Beneficiary {
+    /// The issuer's own file number for this person, never a name.
+    #[schema(min_length = 1, max_length = 64)]
     pub reference: String,
+    #[schema(pattern = r"^ *[0-9]{5} *$")]
     pub postcode: String,
+    /// Needed only when the postcode spans communes of several départements.
+    #[schema(pattern = r"^ *([0-9][0-9AB][0-9]{3} *)?$")]
     pub commune_code: Option<String>,
+    /// Kept until the book is sent to it.
+    #[schema(
+        max_length = 254,
+        pattern = r"^ *([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){0,2}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,3} *)?$"
+    )]
     pub email: Option<String>,
 }
 
@@ -290,8 +301,12 @@ pub async fn issue(
     let program =
         programs::find_visible(conn, new.program_id, Role::Issuer, issuer.organisation.id)
             .await
-            .map_err(|_| {
-                ApiError::invalid_field("program_id", "no programme you can issue from has this id")
+            .map_err(|e| match e.kind {
+                ProblemType::NotFound => ApiError::invalid_field(
+                    "program_id",
+                    "no programme you can issue from has this id",
+                ),
+                _ => e,
             })?;
     let checked = check_book(&new, &program)?;
     check_open_for_issuing(&program)?;

@@ -40,6 +40,7 @@ impl Scanner {
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// A name the venue recognises ("Tablette de l'accueil").
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 

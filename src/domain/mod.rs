@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod batch;
 pub mod books;
+pub mod bounds;
 pub mod devices;
 pub mod group_commit;
 pub mod idempotency;
@@ -24,6 +25,8 @@ use crate::http::problem::ApiError;
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
+    /// 1 to 500 characters once trimmed; line breaks allowed.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

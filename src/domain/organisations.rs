@@ -17,14 +17,26 @@ use crate::http::problem::{ApiError, FieldError, ProblemType};
 #[serde(deny_unknown_fields)]
 pub struct NewOrganisation {
     pub kind: Role,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// 14 digits; its SIREN (the first 9) and the whole SIRET pass the Luhn check.
+    #[schema(pattern = r"^[0-9]{14}$")]
     pub siret: String,
+    #[schema(min_length = 1, max_length = 300)]
     pub address: String,
+    /// One of the commune's postcodes.
+    #[schema(pattern = r"^[0-9]{5}$")]
     pub postcode: String,
     /// INSEE code of a current commune or municipal arrondissement.
+    #[schema(pattern = r"^[0-9][0-9AB][0-9]{3}$")]
     pub commune_code: String,
+    /// Venues give coordinates, the others may.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
+    /// 6 to 15 digits; spaces, dots, dashes, parentheses and + allowed.
+    #[schema(pattern = r"^[ +.()-]*([0-9][ +.()-]*){6,15}$")]
     pub phone: Option<String>,
 }
 
@@ -100,7 +112,8 @@ pub fn validate(new: &NewOrganisation) -> Result<String, ApiError> {
     if let Err(e) = validate_siret(&new.siret) {
         fail("siret", e.to_string());
     }
-    if new.address.trim().is_empty() || new.address.len() > 300 {
+    let address = new.address.trim();
+    if address.is_empty() || address.chars().count() > 300 {
         fail("address", "the address must be 1 to 300 characters".into());
     }
     let departement =

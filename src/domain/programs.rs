@@ -8,6 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::bounds::MAX_CENTS;
 use super::organisations::{self, validation};
 use crate::auth::Role;
 use crate::db::schema::{allocations, programs, redemptions, vouchers};
@@ -18,21 +19,28 @@ use crate::http::problem::{ApiError, FieldError, ProblemType};
 #[serde(deny_unknown_fields)]
 pub struct Territory {
     /// Département codes: "67", "2A", "971"…
+    #[schema(schema_with = crate::http::openapi::departement_codes)]
     pub departements: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProgram {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 100_000_000_000i64)]
     pub face_value_cents: i64,
+    #[schema(minimum = 0, maximum = 100_000_000_000i64)]
     pub budget_cents: i64,
     /// Last day books may be issued, inclusive.
+    #[serde(deserialize_with = "super::bounds::date")]
+    #[schema(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub issue_until: NaiveDate,
+    #[schema(minimum = 1, maximum = 3650)]
     pub voucher_validity_days: i32,
     pub territory: Territory,
-    /// IANA time zone of every calendar date of the programme.
-    #[schema(example = "Europe/Paris")]
+    /// IANA time zone of every calendar date of the programme (default Europe/Paris).
+    #[schema(schema_with = crate::http::openapi::time_zones)]
     pub time_zone: Option<String>,
 }
 
@@ -113,6 +121,7 @@ pub struct Allocation {
 pub struct NewAllocation {
     pub issuer_organisation_id: i64,
     /// Vouchers added to the issuer's allocation.
+    #[schema(minimum = 1)]
     pub vouchers: i32,
 }
 
@@ -128,14 +137,14 @@ fn check_program(new: &NewProgram) -> Result<(Vec<String>, Tz), ApiError> {
     if name.is_empty() || name.chars().count() > 200 {
         fail("name", "the name must be 1 to 200 characters");
     }
-    if new.face_value_cents <= 0 {
+    if !(1..=MAX_CENTS).contains(&new.face_value_cents) {
         fail(
             "face_value_cents",
-            "the face value is a positive number of cents",
+            "the face value is 1 to 100000000000 cents",
         );
     }
-    if new.budget_cents < 0 {
-        fail("budget_cents", "the budget cannot be negative");
+    if !(0..=MAX_CENTS).contains(&new.budget_cents) {
+        fail("budget_cents", "the budget is 0 to 100000000000 cents");
     }
     if !(1..=3650).contains(&new.voucher_validity_days) {
         fail("voucher_validity_days", "vouchers are valid 1 to 3650 days");
@@ -382,16 +391,18 @@ pub async fn allocate(
             "allocate a positive number of vouchers",
         ));
     }
-    let issuer = organisations::find(conn, new.issuer_organisation_id)
-        .await
-        .ok()
-        .filter(|o| o.role() == Role::Issuer)
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "issuer_organisation_id",
-                "no issuing organisation has this id",
-            )
-        })?;
+    let not_an_issuer = || {
+        ApiError::invalid_field(
+            "issuer_organisation_id",
+            "no issuing organisation has this id",
+        )
+    };
+    let issuer = match organisations::find(conn, new.issuer_organisation_id).await {
+        Ok(org) if org.role() == Role::Issuer => org,
+        Ok(_) => return Err(not_an_issuer()),
+        Err(e) if e.kind == ProblemType::NotFound => return Err(not_an_issuer()),
+        Err(e) => return Err(e),
+    };
     if program.closed_at.is_some() {
         return Err(ApiError::new(
             ProblemType::ProgramClosed,

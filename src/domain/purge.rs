@@ -5,7 +5,7 @@ use chrono::Months;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{books, idempotency_records, login_failures, scan_nonces, web_sessions};
+use crate::db::schema::{books, idempotency_records, scan_nonces, web_sessions};
 use crate::http::problem::ApiError;
 
 /// What a purge removed.
@@ -13,7 +13,7 @@ use crate::http::problem::ApiError;
 pub struct Purged {
     pub books: usize,
     pub idempotency_records: usize,
-    pub login_failures: usize,
+    pub login_throttle: usize,
     pub scan_nonces: usize,
     pub web_sessions: usize,
 }
@@ -46,10 +46,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, months: u32) -> Result<Purged, 
     )
     .execute(conn)
     .await?;
-    let login_failures =
-        diesel::delete(login_failures::table.filter(login_failures::failed_at.lt(day_ago)))
-            .execute(conn)
-            .await?;
+    let login_throttle = crate::auth::throttle::forget_old(conn).await?;
     // A nonce matters while its scan could be uploaded again: a week, and some.
     let month_ago = chrono::Utc::now() - chrono::Duration::days(30);
     let scan_nonces =
@@ -63,7 +60,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, months: u32) -> Result<Purged, 
     Ok(Purged {
         books,
         idempotency_records,
-        login_failures,
+        login_throttle,
         scan_nonces,
         web_sessions,
     })

@@ -27,7 +27,7 @@ use crate::db::prepared::Prepared;
 use crate::db::schema::{audit_events, programs, redemptions};
 use crate::db::Pool;
 use crate::http::problem::{ApiError, ProblemType};
-use crate::keys::{KeyRing, Purpose};
+use crate::keys::KeyRing;
 use crate::voucher::{typed_code, SignedVoucher, VoucherError, TEXT_PREFIX};
 
 /// How far back a workshop may have been held when it is recorded.
@@ -72,11 +72,7 @@ pub async fn read_code(keys: &KeyRing, code: &str) -> Result<ScannedCode, ApiErr
             .map(ScannedCode::Typed)
             .map_err(|e| malformed(&e));
     }
-    let voucher = SignedVoucher::parse(code).map_err(|e| malformed(&e))?;
-    let kid = voucher.body().kid;
-    let key = keys.verifying_key(Purpose::Voucher, kid).await?;
-    let verified = crate::voucher::decode_and_verify(code, |_| key);
-    match verified {
+    match keys.verify_voucher(code).await? {
         Ok(voucher) => Ok(ScannedCode::Signed(voucher)),
         Err(VoucherError::Malformed(e)) => Err(malformed(&e)),
         Err(VoucherError::UnknownKey(kid)) => Err(ApiError::new(
@@ -95,8 +91,11 @@ pub async fn read_code(keys: &KeyRing, code: &str) -> Result<ScannedCode, ApiErr
 #[serde(deny_unknown_fields)]
 pub struct Workshop {
     /// A code of `GET /api/v1/themes`.
+    #[schema(schema_with = crate::http::openapi::theme_codes)]
     pub theme: String,
     /// The day it was held, at most 7 days ago.
+    #[serde(deserialize_with = "super::bounds::date")]
+    #[schema(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub held_on: NaiveDate,
     #[schema(minimum = 15, maximum = 480)]
     pub duration_minutes: i32,

@@ -5,9 +5,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::json::{Body, Json};
+use super::json::Body;
 use super::pagination::{Page, PageRequest};
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::books::{self, Book, IssuedBook, NewBook};
 use crate::domain::printing;
@@ -18,16 +19,20 @@ use crate::state::AppState;
 /// Issues a book of 5 or 10 signed vouchers to a beneficiary, within the
 /// issuer's allocation (`quota-exceeded` otherwise).
 #[utoipa::path(post, path = "/api/v1/books", tag = "books", request_body = NewBook,
-    responses((status = 201, body = IssuedBook)), security(("bearer" = [])))]
+    responses((status = 201, body = IssuedBook),
+        (status = 409, description = "`quota-exceeded`: the issuer's allocation is used up"),
+        (status = 410, description = "`program-closed`: closed, or past its last issue day")),
+    security(("bearer" = [])))]
 pub async fn issue(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Json<NewBook>,
+    body: Body<NewBook>,
 ) -> Result<HttpResponse, ApiError> {
     let issuer = caller.require(&[Role::Issuer])?;
+    let new = body.parse()?;
     let signer = state.keys.signer(Purpose::Voucher).await?;
     let mut conn = state.pool.get().await?;
-    let book = books::issue(&mut conn, issuer, signer, body.0, &state.config.public_url).await?;
+    let book = books::issue(&mut conn, issuer, signer, new, &state.config.public_url).await?;
     tracing::info!(
         book = book.id,
         program = book.program_id,
@@ -41,7 +46,11 @@ pub async fn issue(
 pub struct ListParams {
     /// Only the books with this beneficiary reference.
     pub reference: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the page before; none for the first page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -51,7 +60,7 @@ pub struct ListParams {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let issuer = caller.require(&[Role::Issuer])?;
     let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
@@ -88,7 +97,9 @@ pub async fn get(
 
 /// Revokes a book: its unredeemed vouchers are refused from now on.
 #[utoipa::path(post, path = "/api/v1/books/{id}/revoke", tag = "books", request_body = Reason,
-    responses((status = 200, body = Book)), security(("bearer" = [])))]
+    responses((status = 200, body = Book),
+        (status = 409, description = "`conflict`: the book is revoked already")),
+    security(("bearer" = [])))]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Caller,
@@ -106,7 +117,10 @@ pub async fn revoke(
 
 /// Replaces a lost book: new vouchers for the unredeemed positions, same expiry.
 #[utoipa::path(post, path = "/api/v1/books/{id}/replace", tag = "books", request_body = Reason,
-    responses((status = 201, body = IssuedBook)), security(("bearer" = [])))]
+    responses((status = 201, body = IssuedBook),
+        (status = 409, description = "`conflict`: replaced already, or every voucher used"),
+        (status = 410, description = "`program-closed`, or `voucher-expired`: the book has expired")),
+    security(("bearer" = [])))]
 pub async fn replace(
     state: web::Data<AppState>,
     caller: Caller,
@@ -156,6 +170,10 @@ pub async fn pdf(
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// Where to send it; defaults to the address given when the book was issued.
+    #[schema(
+        max_length = 254,
+        pattern = r"^ *([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){0,2}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,3} *)?$"
+    )]
     pub email: Option<String>,
 }
 
@@ -168,7 +186,10 @@ pub struct SendAnswer {
 /// Emails the book as a PDF; the address is then deleted. A failing mail
 /// server leaves the book as it was, and the send can be retried.
 #[utoipa::path(post, path = "/api/v1/books/{id}/send", tag = "books", request_body = SendRequest,
-    responses((status = 202, body = SendAnswer)), security(("bearer" = [])))]
+    responses((status = 202, body = SendAnswer),
+        (status = 409, description = "`conflict`: the book is revoked; send its replacement"),
+        (status = 503, description = "`unavailable`: the mail server (or the database) cannot be reached; the book stays issued")),
+    security(("bearer" = [])))]
 pub async fn send(
     state: web::Data<AppState>,
     caller: Caller,

@@ -43,8 +43,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 outdated => outdated.to_string(),
             }))
         }
-        Err(_) => Err(ApiError::unavailable(
-            "The database did not answer in time.",
-        )),
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer in time");
+            Err(ApiError::unavailable(
+                "The database did not answer in time.",
+            ))
+        }
     }
 }

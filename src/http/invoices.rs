@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::auth::Caller;
 use super::json::Body;
+use super::pagination::Page;
 use super::problem::ApiError;
 use super::statements::attachment;
 use crate::auth::Role;
@@ -22,7 +23,9 @@ use crate::state::AppState;
 
 /// A venue's invoicing details: the venue itself, or the operator.
 #[utoipa::path(get, path = "/api/v1/organisations/{id}/invoicing", tag = "invoices",
-    responses((status = 200, body = VenueDetails)), security(("bearer" = [])))]
+    responses((status = 200, body = VenueDetails),
+        (status = 404, description = "`not-found`: no venue the caller sees has this id, or it has recorded no invoicing details yet")),
+    security(("bearer" = [])))]
 pub async fn venue_details(
     state: web::Data<AppState>,
     caller: Caller,
@@ -53,7 +56,9 @@ pub async fn venue_details(
 
 /// Records or replaces the venue's invoicing details (the venue only).
 #[utoipa::path(put, path = "/api/v1/organisations/{id}/invoicing", tag = "invoices",
-    request_body = VenueDetailsRequest, responses((status = 200, body = VenueDetails)), security(("bearer" = [])))]
+    request_body = VenueDetailsRequest, responses((status = 200, body = VenueDetails),
+        (status = 404, description = "`not-found`: the caller is not this venue")),
+    security(("bearer" = [])))]
 pub async fn save_venue_details(
     state: web::Data<AppState>,
     caller: Caller,
@@ -121,7 +126,7 @@ pub async fn save_buyer_details(
 /// The invoices and credit notes issued on a statement: all for its funder,
 /// its own for a venue, each with its payment once recorded.
 #[utoipa::path(get, path = "/api/v1/statements/{id}/invoices", tag = "invoices",
-    responses((status = 200, body = [IssuedSummary])), security(("bearer" = [])))]
+    responses((status = 200, body = Page<IssuedSummary>)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -132,13 +137,18 @@ pub async fn list(
     let scope =
         statements::viewer_scope(&mut conn, *id, caller.role(), caller.organisation_id()).await?;
     let items = invoices::list(&mut conn, *id, scope).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": null})))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// The venue's invoice for its extract: a Factur-X PDF (PDF/A-3b, EN 16931),
 /// issued on the first request. 409 while the venue lacks invoicing details.
 #[utoipa::path(get, path = "/api/v1/statements/{id}/invoices/{venue_organisation_id}", tag = "invoices",
-    responses((status = 200, content_type = "application/pdf", description = "The Factur-X invoice")),
+    responses((status = 200, content_type = "application/pdf", description = "The Factur-X invoice"),
+        (status = 404, description = "`not-found`: no such statement, the venue has no extract on it, or its extract calls for no invoice"),
+        (status = 409, description = "`conflict`: the venue has not recorded the invoicing details an invoice needs; `missing` names them")),
     security(("bearer" = [])))]
 pub async fn invoice_pdf(
     state: web::Data<AppState>,
@@ -150,7 +160,9 @@ pub async fn invoice_pdf(
 
 /// The invoice's CII XML alone, as embedded in its PDF.
 #[utoipa::path(get, path = "/api/v1/statements/{id}/invoices/{venue_organisation_id}/invoice.xml", tag = "invoices",
-    responses((status = 200, content_type = "application/xml", description = "The CII XML (Factur-X EN 16931)")),
+    responses((status = 200, content_type = "application/xml", description = "The CII XML (Factur-X EN 16931)"),
+        (status = 404, description = "`not-found`: no such statement, the venue has no extract on it, or its extract calls for no such document"),
+        (status = 409, description = "`conflict`: the venue has not recorded the invoicing details an invoice needs; `missing` names them")),
     security(("bearer" = [])))]
 pub async fn invoice_xml(
     state: web::Data<AppState>,
@@ -163,7 +175,9 @@ pub async fn invoice_xml(
 /// The venue's credit note for the workshops its extract takes back
 /// (reversals of workshops paid on earlier statements), as Factur-X PDF.
 #[utoipa::path(get, path = "/api/v1/statements/{id}/credit-notes/{venue_organisation_id}", tag = "invoices",
-    responses((status = 200, content_type = "application/pdf", description = "The Factur-X credit note")),
+    responses((status = 200, content_type = "application/pdf", description = "The Factur-X credit note"),
+        (status = 404, description = "`not-found`: no such statement, the venue has no extract on it, or its extract takes nothing back"),
+        (status = 409, description = "`conflict`: the venue has not recorded the invoicing details a credit note needs; `missing` names them")),
     security(("bearer" = [])))]
 pub async fn credit_note_pdf(
     state: web::Data<AppState>,
@@ -175,7 +189,9 @@ pub async fn credit_note_pdf(
 
 /// The credit note's CII XML alone.
 #[utoipa::path(get, path = "/api/v1/statements/{id}/credit-notes/{venue_organisation_id}/credit-note.xml", tag = "invoices",
-    responses((status = 200, content_type = "application/xml", description = "The CII XML (Factur-X EN 16931)")),
+    responses((status = 200, content_type = "application/xml", description = "The CII XML (Factur-X EN 16931)"),
+        (status = 404, description = "`not-found`: no such statement, the venue has no extract on it, or its extract calls for no such document"),
+        (status = 409, description = "`conflict`: the venue has not recorded the invoicing details an invoice needs; `missing` names them")),
     security(("bearer" = [])))]
 pub async fn credit_note_xml(
     state: web::Data<AppState>,

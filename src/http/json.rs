@@ -1,4 +1,5 @@
-//! The JSON body extractor: size-limited, and naming the field that failed.
+//! The JSON body extractor: size-limited, its text checked (`text`), and
+//! naming the field that failed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,8 +8,10 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::problem::{ApiError, ProblemType};
+use super::text;
 
 /// Request bodies are at most 64 KiB (the batch endpoint raises its own limit).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -34,16 +37,87 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Parses a JSON body, naming the first field that does not fit `T`.
+/// Parses a JSON body, naming the first field that does not fit `T`: the
+/// document first (a repeated member is refused, as a typed parse would),
+/// then its text, for every string (`text::check_json`), then its shape.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let document = Document::deserialize(&mut de)
+        .and_then(|d| de.end().map(|()| d.0))
+        .map_err(|e| ApiError::invalid_field("body", e.to_string()))?;
+    text::check_json(&document)?;
+    serde_path_to_error::deserialize(document).map_err(|e| {
         let message = e.inner().to_string();
         ApiError::invalid_field(field_of(&e.path().to_string(), &message), message)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::invalid_field("body", e.to_string()))?;
-    Ok(value)
+    })
+}
+
+/// A JSON document as `serde_json::Value`, read strictly where JSON is
+/// loose and loosely where JSON Schema is: a member named twice is an error,
+/// and a number with no fraction (`5.0`) is the integer it equals, as JSON
+/// Schema's `integer` says.
+struct Document(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DocumentVisitor).map(Document)
+    }
+}
+
+struct DocumentVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DocumentVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // Within ±2^53 every integer is exact as a double.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        Ok(if v.fract() == 0.0 && v.abs() <= EXACT {
+            (v as i64).into()
+        } else {
+            v.into()
+        })
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Document(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let Document(value) = map.next_value()?;
+            if members.insert(name.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "the member `{name}` appears twice"
+                )));
+            }
+        }
+        Ok(members.into())
+    }
 }
 
 /// The path of the field an error is about. serde reports a missing field at
@@ -79,16 +153,22 @@ fn body_error(e: actix_web::Error) -> ApiError {
 }
 
 /// A JSON body read now but parsed when the handler says so: after the caller,
-/// their role and the object are checked, as the API contract orders it.
+/// their role and the object are checked, as the API contract orders it. A
+/// body that cannot even be read (too large) is reported then too.
 #[derive(Debug)]
 pub struct Body<T> {
-    bytes: web::Bytes,
+    bytes: Result<web::Bytes, ApiError>,
     _type: std::marker::PhantomData<T>,
 }
 
 impl<T: DeserializeOwned> Body<T> {
-    pub fn parse(&self) -> Result<T, ApiError> {
-        parse(&self.bytes)
+    pub fn parse(self) -> Result<T, ApiError> {
+        parse(&self.bytes?)
+    }
+
+    /// The bytes as sent, for a handler that also needs them whole.
+    pub fn into_bytes(self) -> Result<web::Bytes, ApiError> {
+        self.bytes
     }
 }
 
@@ -100,7 +180,7 @@ impl<T: 'static> FromRequest for Body<T> {
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             Ok(Body {
-                bytes: body.await.map_err(body_error)?,
+                bytes: body.await.map_err(body_error),
                 _type: std::marker::PhantomData,
             })
         })
@@ -157,5 +237,19 @@ mod tests {
             field(r#"{"size": 5, "beneficiary": {"postcode": "67000"}} trailing"#),
             "body"
         );
+        assert_eq!(
+            field(r#"{"size": 5, "size": 10, "beneficiary": {"postcode": "67000"}}"#),
+            "body"
+        );
+        assert_eq!(
+            field(r#"{"size": 5.5, "beneficiary": {"postcode": "67000"}}"#),
+            "size"
+        );
+    }
+
+    #[test]
+    fn a_number_with_no_fraction_is_an_integer() {
+        let book: Book = parse(br#"{"size": 10.0, "beneficiary": {"postcode": "67000"}}"#).unwrap();
+        assert_eq!(book.size, 10);
     }
 }

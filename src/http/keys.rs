@@ -34,6 +34,7 @@ pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// `voucher` or `statement`.
+    #[schema(schema_with = crate::http::openapi::rotated_purposes)]
     pub purpose: String,
 }
 
@@ -49,7 +50,10 @@ pub struct RotateResponse {
     path = "/api/v1/keys/rotate",
     tag = "keys",
     request_body = RotateRequest,
-    responses((status = 201, body = RotateResponse)),
+    responses(
+        (status = 201, body = RotateResponse),
+        (status = 409, description = "`conflict`: all 256 kids are taken (by active keys, keys that signed a voucher or a statement, withdrawn keys)"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn rotate(

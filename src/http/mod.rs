@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod books;
+pub mod client;
 pub mod health;
 pub mod invoices;
 pub mod json;
@@ -13,10 +14,12 @@ pub mod organisations;
 pub mod pagination;
 pub mod problem;
 pub mod programs;
+pub mod query;
 pub mod redemptions;
 pub mod request_log;
 pub mod session;
 pub mod statements;
+pub mod text;
 pub mod users;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -150,19 +153,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 )
                 .service(web::resource("/statements/{id}/invoices").get(invoices::list))
                 .service(
-                    web::resource("/statements/{id}/invoices/{venue}").get(invoices::invoice_pdf),
+                    web::resource("/statements/{id}/invoices/{venue_organisation_id}")
+                        .get(invoices::invoice_pdf),
                 )
                 .service(
-                    web::resource("/statements/{id}/invoices/{venue}/invoice.xml")
+                    web::resource("/statements/{id}/invoices/{venue_organisation_id}/invoice.xml")
                         .get(invoices::invoice_xml),
                 )
                 .service(
-                    web::resource("/statements/{id}/credit-notes/{venue}")
+                    web::resource("/statements/{id}/credit-notes/{venue_organisation_id}")
                         .get(invoices::credit_note_pdf),
                 )
                 .service(
-                    web::resource("/statements/{id}/credit-notes/{venue}/credit-note.xml")
-                        .get(invoices::credit_note_xml),
+                    web::resource(
+                        "/statements/{id}/credit-notes/{venue_organisation_id}/credit-note.xml",
+                    )
+                    .get(invoices::credit_note_xml),
                 ),
         )
         .service(web::redirect("/api/docs", "/api/docs/"))
@@ -252,6 +258,16 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     let mut problem = ApiError::new(kind, detail).error_response();
     // Keep the status the framework chose, even where our type maps it elsewhere.
     *problem.status_mut() = status;
+    // RFC 9110: a 405 names the methods the resource takes.
+    let allowed = (kind == ProblemType::MethodNotAllowed)
+        .then(|| res.request().match_pattern())
+        .flatten()
+        .and_then(|pattern| openapi::allowed_methods(&pattern));
+    if let Some(methods) = allowed {
+        problem
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(methods));
+    }
     let (req, _) = res.into_parts();
     let res = ServiceResponse::new(req, problem.map_into_boxed_body());
     Ok(ErrorHandlerResponse::Response(res.map_into_right_body()))

@@ -8,6 +8,7 @@ use super::auth::Caller;
 use super::json::Body;
 use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::batch::{self, BatchAnswer, BatchRequest, Conflict, Resolution};
 use crate::domain::devices::{self, Device, NewDevice, RegisteredDevice, Scanner};
@@ -35,7 +36,7 @@ pub async fn register(
 pub async fn list_devices(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Operator])?;
     let page = params.request()?;
@@ -69,6 +70,7 @@ pub async fn revoke_device(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SyncParams {
     /// The `cursor` of the previous sync; empty or missing: from the start.
+    #[param(pattern = r"^ *([0-9]{1,18})? *$")]
     pub since: Option<String>,
 }
 
@@ -79,7 +81,7 @@ pub struct SyncParams {
 pub async fn sync(
     state: web::Data<AppState>,
     scanner: Scanner,
-    params: web::Query<SyncParams>,
+    params: Query<SyncParams>,
 ) -> Result<HttpResponse, ApiError> {
     let since = match params
         .since
@@ -88,9 +90,14 @@ pub async fn sync(
         .filter(|s| !s.is_empty())
     {
         None => None,
-        Some(s) => Some(s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-            ApiError::invalid_field("since", "this cursor was not given by the API")
-        })?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0 && s.len() <= 18)
+                .ok_or_else(|| {
+                    ApiError::invalid_field("since", "this cursor was not given by the API")
+                })?,
+        ),
     };
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(sync::changes(&mut conn, &scanner.venue, since).await?))
@@ -115,7 +122,7 @@ pub async fn batch(
 pub async fn conflicts(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
     let page = params.request()?;
@@ -127,7 +134,9 @@ pub async fn conflicts(
 
 /// Decides a conflict: `pay` (at most once) or `reject`, with a reason.
 #[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve", tag = "offline", request_body = Resolution,
-    responses((status = 200, body = Conflict)), security(("bearer" = [])))]
+    responses((status = 200, body = Conflict),
+        (status = 409, description = "`conflict`: decided already")),
+    security(("bearer" = [])))]
 pub async fn resolve(
     state: web::Data<AppState>,
     caller: Caller,

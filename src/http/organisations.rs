@@ -9,6 +9,7 @@ use super::auth::Caller;
 use super::json::Body;
 use super::pagination::{Page, PageRequest};
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::organisations::{self, NewOrganisation, Organisation};
 use crate::state::AppState;
@@ -19,7 +20,10 @@ use crate::state::AppState;
     path = "/api/v1/organisations",
     tag = "organisations",
     request_body = NewOrganisation,
-    responses((status = 201, body = Organisation)),
+    responses(
+        (status = 201, body = Organisation),
+        (status = 409, description = "`conflict`: an organisation has this SIRET already"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -36,9 +40,14 @@ pub async fn create(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
-    /// operator, funder, issuer or venue
+    /// operator, funder, issuer or venue; empty or absent for all (operator only).
+    #[param(schema_with = crate::http::openapi::kinds)]
     pub kind: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the page before; none for the first page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -54,7 +63,7 @@ pub struct ListParams {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let kind =
         match params.kind.as_deref() {
@@ -76,6 +85,8 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct Accreditation {
     /// Last day of accreditation, inclusive.
+    #[serde(deserialize_with = "crate::domain::bounds::date")]
+    #[schema(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub valid_until: NaiveDate,
 }
 
@@ -85,7 +96,10 @@ pub struct Accreditation {
     path = "/api/v1/organisations/{id}/accreditation",
     tag = "organisations",
     request_body = Accreditation,
-    responses((status = 200, body = Organisation)),
+    responses(
+        (status = 200, body = Organisation),
+        (status = 409, description = "`conflict`: only venues are accredited"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn accredit(
@@ -107,7 +121,10 @@ pub async fn accredit(
     delete,
     path = "/api/v1/organisations/{id}/accreditation",
     tag = "organisations",
-    responses((status = 204)),
+    responses(
+        (status = 204, description = "Withdrawn from now on"),
+        (status = 409, description = "`conflict`: only venues are accredited, and this one is not"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn withdraw(

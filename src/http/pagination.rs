@@ -1,7 +1,5 @@
 //! Cursor pagination for every list: `?limit=&cursor=` in, `{items, next_cursor}` out.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::Serialize;
 
 use super::problem::ApiError;
@@ -12,7 +10,11 @@ pub const MAX_LIMIT: i64 = 200;
 /// `?limit=&cursor=` of a list with no other filter.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the page before; none for the first page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -39,13 +41,12 @@ impl PageRequest {
                 format!("limit is between 1 and {MAX_LIMIT}"),
             ));
         }
+        // The last key of the page before, in decimal.
         let after = match cursor.filter(|c| !c.is_empty()) {
             None => 0,
-            Some(c) => URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse().ok())
+            Some(c) => Some(c)
+                .filter(|c| c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|c| c.parse().ok())
                 .ok_or_else(|| {
                     ApiError::invalid_field("cursor", "this cursor was not given by the API")
                 })?,
@@ -72,10 +73,7 @@ impl<T> Page<T> {
         let more = rows.len() as i64 > request.limit;
         rows.truncate(request.limit as usize);
         let next_cursor = more
-            .then(|| {
-                rows.last()
-                    .map(|last| URL_SAFE_NO_PAD.encode(key(last).to_string()))
-            })
+            .then(|| rows.last().map(|last| key(last).to_string()))
             .flatten();
         Page {
             items: rows,

@@ -182,8 +182,11 @@ impl ApiError {
         ApiError::new(ProblemType::NotFound, detail)
     }
 
+    /// `unavailable`, with the `Retry-After` every such answer carries.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        ApiError::new(ProblemType::Unavailable, detail)
+        let mut e = ApiError::new(ProblemType::Unavailable, detail);
+        e.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        e
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
@@ -225,7 +228,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.kind.status().is_server_error() {
+        // `unavailable` is said where it arises (a lost database, a mail
+        // server down); a full login queue in a flood is not worth a line each.
+        if self.kind == ProblemType::Internal {
             tracing::error!(problem = self.kind.slug(), detail = %self.detail, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -248,10 +253,12 @@ impl From<diesel::result::Error> for ApiError {
         use diesel::result::{DatabaseErrorKind, Error};
         match &e {
             Error::NotFound => ApiError::not_found("Not found."),
+            // diesel-async's kind for an error with no SQLSTATE: the
+            // connection, not the query, failed.
             Error::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
-            ) => ApiError::unavailable("The database connection was lost; try again shortly."),
+            ) => lost_connection(),
             // A server that became a standby under us (a failover): nothing was written.
             Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
                 tracing::warn!(error = %e, "the database refused a write: read-only (failover?)");
@@ -261,11 +268,37 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if is_connection_failure(info.message()) =>
             {
-                ApiError::unavailable("The database connection was lost; try again shortly.")
+                lost_connection()
+            }
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+                match refused_value(info.message()) {
+                    Some(message) => {
+                        tracing::warn!(error = %e, "the database refused a value the checks let through");
+                        ApiError::invalid_field("body", message)
+                    }
+                    None => ApiError::internal(format!("database error: {e}")),
+                }
+            }
+            // Every rule of the input is checked before the database sees it;
+            // a CHECK that still fires refuses the input all the same.
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+                tracing::warn!(error = %e, "a CHECK constraint refused what the checks let through");
+                ApiError::invalid_field(
+                    "body",
+                    format!(
+                        "a value breaks the rule {} of the database",
+                        info.constraint_name().unwrap_or("(unnamed)")
+                    ),
+                )
             }
             _ => ApiError::internal(format!("database error: {e}")),
         }
     }
+}
+
+fn lost_connection() -> ApiError {
+    tracing::warn!("the database connection was lost");
+    ApiError::unavailable("The database connection was lost; try again shortly.")
 }
 
 /// Messages of a server gone, stopping, restarting or in recovery: each means
@@ -287,6 +320,21 @@ fn is_connection_failure(message: &str) -> bool {
     .any(|m| message.to_ascii_lowercase().contains(m))
 }
 
+/// What the database says when a value cannot be stored: SQLSTATE 22021
+/// (a NUL or a byte sequence that is not UTF-8), 22003 (a number out of
+/// range) and 22008 (a date out of range). diesel-async keeps the SQLSTATE
+/// to itself, so the message tells; it is PostgreSQL's own English, as the
+/// clusters run with `--no-locale` (`lc_messages` C).
+fn refused_value(message: &str) -> Option<&'static str> {
+    if message.starts_with("invalid byte sequence for encoding") {
+        Some("a text holds a character that cannot be stored (a NUL, say)")
+    } else if message.contains("out of range") {
+        Some("a number or a date is out of range")
+    } else {
+        None
+    }
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         tracing::warn!(error = %e, "no database connection");
@@ -300,6 +348,9 @@ impl From<crate::keys::KeyError> for ApiError {
         match e {
             KeyError::Pool(e) => e.into(),
             KeyError::Database(e) => e.into(),
+            KeyError::KidsExhausted => {
+                ApiError::new(ProblemType::Conflict, KeyError::KidsExhausted.to_string())
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -6,6 +6,7 @@ use super::auth::Caller;
 use super::json::Body;
 use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::programs::{self, Allocation, NewAllocation, NewProgram, Program};
 use crate::domain::stats::{self, Stats};
@@ -32,7 +33,7 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Funder, Role::Issuer])?;
     let page = params.request()?;
@@ -65,7 +66,10 @@ pub async fn get(
 
 /// Gives an issuer vouchers of the programme, within its budget (its funder).
 #[utoipa::path(post, path = "/api/v1/programs/{id}/allocations", tag = "programs", request_body = NewAllocation,
-    responses((status = 201, body = Allocation)), security(("bearer" = [])))]
+    responses((status = 201, body = Allocation),
+        (status = 409, description = "`budget-exceeded`: allocations times the face value would pass the budget"),
+        (status = 410, description = "`program-closed`")),
+    security(("bearer" = [])))]
 pub async fn allocate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -82,7 +86,9 @@ pub async fn allocate(
 
 /// Closes the programme: no more books, and its vouchers are refused (its funder).
 #[utoipa::path(post, path = "/api/v1/programs/{id}/close", tag = "programs",
-    responses((status = 200, body = Program)), security(("bearer" = [])))]
+    responses((status = 200, body = Program),
+        (status = 409, description = "`conflict`: the programme is closed already")),
+    security(("bearer" = [])))]
 pub async fn close(
     state: web::Data<AppState>,
     caller: Caller,

@@ -10,6 +10,7 @@ use super::auth::Caller;
 use super::json::{self, Body};
 use super::pagination::{Page, PageParams};
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::devices::Scanner;
 use crate::domain::idempotency;
@@ -40,7 +41,10 @@ pub struct CheckRequest {
 
 /// Says whether the voucher can be redeemed here now, and why not; stores nothing.
 #[utoipa::path(post, path = "/api/v1/vouchers/check", tag = "redemptions", request_body = CheckRequest,
-    responses((status = 200, body = CheckAnswer)), security(("bearer" = [])))]
+    responses((status = 200, body = CheckAnswer),
+        (status = 404, description = "`not-found`: a typed code that matches no voucher"),
+        (status = 422, description = "`malformed-code`, `invalid-signature`, `unknown-key`: not a genuine voucher; `validation-error`: the body")),
+    security(("bearer" = [])))]
 pub async fn check(
     state: web::Data<AppState>,
     scanner: Scanner,
@@ -55,14 +59,21 @@ pub async fn check(
 /// Redeems a voucher: records the workshop, exactly once. Send an
 /// `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/api/v1/redemptions", tag = "redemptions", request_body = RedeemRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays within 24 h return the first answer")),
-    responses((status = 201, body = Receipt)), security(("bearer" = [])))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays within 24 h return the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
+    responses((status = 201, body = Receipt),
+        (status = 403, description = "`venue-not-accredited`, `venue-out-of-territory`; `forbidden`: not a venue"),
+        (status = 404, description = "`not-found`: a typed code that matches no voucher"),
+        (status = 409, description = "`already-redeemed`, with `redeemed_at` (and `redemption_id` for the venue that made it)"),
+        (status = 410, description = "`voucher-expired`, `voucher-revoked`, `program-closed`"),
+        (status = 422, description = "`malformed-code`, `invalid-signature`, `unknown-key`; `idempotency-conflict`: this key was used with another body; `validation-error`")),
+    security(("bearer" = [])))]
 pub async fn redeem(
     req: HttpRequest,
     state: web::Data<AppState>,
     scanner: Scanner,
-    body: web::Bytes,
+    body: Body<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_bytes()?;
     let request: RedeemRequest = json::parse(&body)?;
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(value) => {
@@ -105,7 +116,7 @@ pub async fn redeem(
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Venue, Role::Funder])?;
     let page = params.request()?;
@@ -124,7 +135,9 @@ pub async fn list(
 /// The venue that redeemed takes it back, within the cancel window and while
 /// on no closed statement: the voucher is usable again.
 #[utoipa::path(post, path = "/api/v1/redemptions/{id}/cancel", tag = "redemptions", request_body = Reason,
-    responses((status = 200, body = Redemption)), security(("bearer" = [])))]
+    responses((status = 200, body = Redemption),
+        (status = 409, description = "`not-cancellable`: past the cancel window, on a closed statement, or cancelled or reversed already")),
+    security(("bearer" = [])))]
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -142,7 +155,9 @@ pub async fn cancel(
 
 /// The programme's funder disputes a redemption, at any time.
 #[utoipa::path(post, path = "/api/v1/redemptions/{id}/reverse", tag = "redemptions", request_body = Reason,
-    responses((status = 200, body = Redemption)), security(("bearer" = [])))]
+    responses((status = 200, body = Redemption),
+        (status = 409, description = "`conflict`: cancelled or reversed already")),
+    security(("bearer" = [])))]
 pub async fn reverse(
     state: web::Data<AppState>,
     caller: Caller,
@@ -163,7 +178,7 @@ pub async fn reverse(
 pub async fn audit_trail(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator])?;
     let page = params.request()?;

@@ -14,7 +14,9 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -35,8 +37,9 @@ pub struct TokenResponse {
     request_body = TokenRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, description = "`unauthorized`: wrong email or password", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate-limited`", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: wrong email or password"),
+        (status = 429, description = "`rate-limited`: too many failures for this account or this address lately; wait `Retry-After` seconds"),
+        (status = 503, description = "`unavailable`: too many logins at once, or the database cannot be reached; try again after `Retry-After` seconds"),
     )
 )]
 pub async fn token(
@@ -45,14 +48,17 @@ pub async fn token(
     body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let Json(login) = body;
-    // The direct peer: forwarded headers are not trusted, they are easy to forge.
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let mut conn = state.pool.get().await?;
-    let account =
-        accounts::authenticate(&mut conn, &login.email, login.password, &client_ip).await?;
+    let client = super::client::address(&req, &state.config.trusted_proxies)
+        .ok_or_else(|| ApiError::internal("a request without a peer address"))?;
+    let account = accounts::authenticate(
+        &state.pool,
+        &state.passwords,
+        &state.throttle,
+        &login.email,
+        login.password,
+        client,
+    )
+    .await?;
     let (access_token, expires_in) = token::issue(
         &state.keys,
         account.user.id,

@@ -9,6 +9,7 @@ use utoipa::IntoParams;
 use super::auth::Caller;
 use super::json::Body;
 use super::problem::ApiError;
+use super::query::Query;
 use crate::auth::Role;
 use crate::domain::programs;
 use crate::domain::statements::live::{self, Format, Range};
@@ -19,7 +20,9 @@ use crate::state::AppState;
 /// Closes a period: every payable redemption up to `period_end` not yet on a
 /// statement lands on this one, signed whole and per venue.
 #[utoipa::path(post, path = "/api/v1/programs/{id}/statements", tag = "statements", request_body = CloseRequest,
-    responses((status = 201, body = Summary)), security(("bearer" = [])))]
+    responses((status = 201, body = Summary),
+        (status = 409, description = "`conflict`: the statements already run past this day")),
+    security(("bearer" = [])))]
 pub async fn close(
     state: web::Data<AppState>,
     caller: Caller,
@@ -49,11 +52,11 @@ pub struct ListParams {
 
 /// The funder's statements, or those a venue has an extract on.
 #[utoipa::path(get, path = "/api/v1/statements", tag = "statements", params(ListParams),
-    responses((status = 200, body = [Summary])), security(("bearer" = [])))]
+    responses((status = 200, body = super::pagination::Page<Summary>, description = "Every statement, on one page: `next_cursor` is null")), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<ListParams>,
+    params: Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Funder, Role::Venue])?;
     let mut conn = state.reader().await?;
@@ -98,7 +101,9 @@ pub async fn csv(
 
 /// Records that the funder paid one venue its total on a closed statement.
 #[utoipa::path(post, path = "/api/v1/statements/{id}/payments", tag = "statements", request_body = PaymentRequest,
-    responses((status = 201, body = Payment)), security(("bearer" = [])))]
+    responses((status = 201, body = Payment),
+        (status = 409, description = "`conflict`: paid already, or nothing is due to this venue (its total is carried)")),
+    security(("bearer" = [])))]
 pub async fn pay(
     state: web::Data<AppState>,
     caller: Caller,
@@ -118,23 +123,27 @@ pub async fn pay(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct RangeParams {
     /// First day, inclusive (default: the programme's first day).
+    #[serde(default, deserialize_with = "crate::domain::bounds::optional_date")]
+    #[param(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub from: Option<NaiveDate>,
     /// Last day, inclusive (default: today in the programme's time zone).
+    #[serde(default, deserialize_with = "crate::domain::bounds::optional_date")]
+    #[param(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub to: Option<NaiveDate>,
 }
 
 /// The live statement: every payable redemption of the range, closed or not,
 /// streamed as CSV (`Accept: text/csv`) or JSON.
 #[utoipa::path(get, path = "/api/v1/programs/{id}/statement", tag = "statements", params(RangeParams),
-    responses((status = 200, content_type = "application/json", description = "`{program_id, from, to, lines:[…], total_count, total_cents}`"),
-              (status = 200, content_type = "text/csv", description = "The statement CSV, number column empty")),
+    responses((status = 200, description = "JSON (the default): `{program_id, from, to, lines:[…], total_count, total_cents}`; with `Accept: text/csv`, the statement CSV, number column empty",
+        content((Object = "application/json"), (String = "text/csv")))),
     security(("bearer" = [])))]
 pub async fn live(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i32>,
-    params: web::Query<RangeParams>,
+    params: Query<RangeParams>,
 ) -> Result<HttpResponse, ApiError> {
     let funder = caller.require(&[Role::Funder])?;
     let org = funder.organisation.id;

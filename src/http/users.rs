@@ -15,7 +15,10 @@ use crate::state::AppState;
     path = "/api/v1/users",
     tag = "accounts",
     request_body = NewUser,
-    responses((status = 201, body = User)),
+    responses(
+        (status = 201, body = User),
+        (status = 409, description = "`conflict`: the email is taken"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -26,7 +29,7 @@ pub async fn create(
     caller.require(&[Role::Operator])?;
     let new = body.parse()?;
     let mut conn = state.pool.get().await?;
-    let user = accounts::create(&mut conn, new).await?;
+    let user = accounts::create(&mut conn, &state.passwords, new).await?;
     Ok(HttpResponse::Created().json(user))
 }
 

@@ -20,10 +20,14 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::db::schema::signing_keys;
 use crate::db::Pool;
+use crate::voucher::{SignedVoucher, VoucherError};
 
 /// How long an instance trusts its copy of the ring before reading it again.
 /// A kid it has never seen is looked up at once.
 const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A failed signature reloads the ring at most this often (`verify_voucher`).
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Serialises key generation and rotation across instances.
 const KEYRING_LOCK_KEY: i64 = 0x7061_7373_6e75_6d01;
@@ -128,7 +132,11 @@ pub enum KeyError {
     KeyMismatch { kid: u8, path: PathBuf },
     #[error("the private key file {path} cannot be read: {reason}")]
     BadPrivateKey { path: PathBuf, reason: String },
-    #[error("all 256 kids are used: no new key can be made")]
+    #[error(
+        "all 256 kids are taken: each by the active key of a purpose, a key that signed a \
+         voucher or a statement, a withdrawn voucher key, or a key retired less than a day \
+         ago; no new key can be made now (docs/voucher-format.md, section Keys)"
+    )]
     KidsExhausted,
     #[error("no key has kid {0}")]
     UnknownKid(u8),
@@ -350,6 +358,41 @@ impl KeyRing {
             .map(|k| k.public_key))
     }
 
+    /// Decodes and verifies a voucher text against the ring. A signature that
+    /// fails with the cached key is tried once more with the ring as stored:
+    /// another instance may have given the kid of a retired key that signed
+    /// nothing to a new key since this one last read the ring.
+    pub async fn verify_voucher(
+        &self,
+        text: &str,
+    ) -> Result<Result<SignedVoucher, VoucherError>, KeyError> {
+        let kid = match SignedVoucher::parse(text) {
+            Ok(voucher) => voucher.body().kid,
+            Err(e) => return Ok(Err(VoucherError::Malformed(e))),
+        };
+        let key = self.verifying_key(Purpose::Voucher, kid).await?;
+        let verified = crate::voucher::decode_and_verify(text, |_| key);
+        let stale = self
+            .snapshot
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.loaded_at.elapsed() > RECHECK_AFTER))
+            .unwrap_or(true);
+        if !matches!(verified, Err(VoucherError::InvalidSignature)) || !stale {
+            return Ok(verified);
+        }
+        let fresh = self
+            .reload()
+            .await?
+            .iter()
+            .find(|k| k.kid == kid && k.purpose == Purpose::Voucher && k.status.verifies())
+            .map(|k| k.public_key);
+        if fresh == key {
+            return Ok(verified);
+        }
+        Ok(crate::voucher::decode_and_verify(text, |_| fresh))
+    }
+
     /// The active key of `purpose`, with its private half from the keys directory.
     pub async fn signer(&self, purpose: Purpose) -> Result<(u8, SigningKey), KeyError> {
         let active = self
@@ -450,9 +493,13 @@ impl KeyRing {
                 if has_active && !replace {
                     return Ok(None);
                 }
-                let kid = next_kid(kids.iter().map(|(kid, _, _)| *kid), |kid| {
+                let fresh = next_kid(kids.iter().map(|(kid, _, _)| *kid), |kid| {
                     files::path_for(&dir, kid).exists()
-                })?;
+                });
+                let kid = match fresh {
+                    Err(KeyError::KidsExhausted) => reuse_kid(conn, &dir).await?,
+                    other => other?,
+                };
                 if replace {
                     retire_active(conn, purpose).await?;
                 }
@@ -495,9 +542,53 @@ async fn retire_active(conn: &mut AsyncPgConnection, purpose: Purpose) -> Result
     Ok(())
 }
 
-/// Kids are never reused: a new key takes the next one after the highest.
-/// A kid whose private file exists already (left by another database, say
-/// after the development data was reset) is skipped, never overwritten.
+/// A retired key's kid is free again this long after it retired, if nothing
+/// refers to it: by then every scanner phone online has fetched the JWK Set
+/// again (it does at each sync, every three minutes) and forgotten the old
+/// key, so none judges a new voucher with it.
+pub const REUSE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Frees the kid of the retired key that no voucher and no statement refers
+/// to (the one retired longest ago, a day ago at least), for a new key: its
+/// row and its private file go. A kid that signed something never changes
+/// meaning, and foreign keys hold that in the database too; a withdrawn kid
+/// is never reused, as offline scanners keep refusing it for good. See
+/// docs/voucher-format.md.
+async fn reuse_kid(conn: &mut AsyncPgConnection, dir: &Path) -> Result<u8, KeyError> {
+    use crate::db::schema::{statements, vouchers};
+    use diesel::dsl::{exists, not};
+    let retired_before =
+        Utc::now() - chrono::Duration::from_std(REUSE_AFTER).unwrap_or(chrono::Duration::days(1));
+    let kid: i16 = signing_keys::table
+        .filter(signing_keys::status.eq(KeyStatus::Retired.as_str()))
+        .filter(signing_keys::retired_at.lt(retired_before))
+        .filter(not(exists(
+            vouchers::table.filter(vouchers::kid.eq(signing_keys::kid)),
+        )))
+        .filter(not(exists(
+            statements::table.filter(statements::kid.eq(signing_keys::kid)),
+        )))
+        .order((signing_keys::retired_at.asc(), signing_keys::kid.asc()))
+        .select(signing_keys::kid)
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(KeyError::KidsExhausted)?;
+    diesel::delete(signing_keys::table.find(kid))
+        .execute(conn)
+        .await?;
+    let kid = u8::try_from(kid).map_err(|_| KeyError::CorruptRow(kid))?;
+    // A retired key never signs again: if the transaction fails after this,
+    // the old row comes back without its private half, which it never needs.
+    files::discard(dir, kid);
+    tracing::info!(kid, "reusing the kid of a retired key that signed nothing");
+    Ok(kid)
+}
+
+/// A new key takes the next kid after the highest; once 255 is taken,
+/// `reuse_kid` frees one. A kid whose private file exists already (left by
+/// another database, say after the development data was reset) is skipped,
+/// never overwritten.
 fn next_kid(
     used: impl Iterator<Item = i16>,
     file_exists: impl Fn(u8) -> bool,

@@ -20,6 +20,8 @@ pub enum PageError {
     Csrf,
     #[error("the form cannot be read")]
     BadRequest,
+    #[error("the field {field} holds a control character")]
+    InvalidText { field: String },
     #[error("{0}")]
     Api(ApiError),
 }
@@ -98,6 +100,7 @@ impl ResponseError for PageError {
             PageError::Forbidden | PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest => StatusCode::BAD_REQUEST,
+            PageError::InvalidText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::Api(e) => e.kind.status(),
         }
     }
@@ -119,8 +122,12 @@ impl ResponseError for PageError {
                 "Formulaire illisible",
                 "Les données envoyées ne peuvent pas être lues. Rechargez la page et recommencez.",
             ),
+            PageError::InvalidText { .. } => (
+                "Formulaire refusé",
+                "Un champ contient un caractère invisible qui n'y a pas sa place (souvent venu d'un copier-coller). Revenez à la page précédente, retapez ce champ et recommencez.",
+            ),
             PageError::Api(e) => {
-                if e.kind.status().is_server_error() {
+                if e.kind == ProblemType::Internal {
                     tracing::error!(problem = e.kind.slug(), detail = %e.detail, "page failed");
                 }
                 ("Action impossible", explain(e.kind))

@@ -36,6 +36,16 @@ pub fn instant(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%d/%m/%Y à %H:%M").to_string()
 }
 
+/// A wait in words: `5` → `5 secondes`, `900` → `15 minutes`.
+pub fn wait(secs: u64) -> String {
+    match secs {
+        0..=1 => "1 seconde".to_owned(),
+        2..=59 => format!("{secs} secondes"),
+        60..=119 => "1 minute".to_owned(),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+
 /// A share as a percentage with no decimal: `0.456` → `46 %`.
 pub fn percent(share: f64) -> String {
     format!("{}\u{a0}%", (share * 100.0).round() as i64)
@@ -53,6 +63,15 @@ pub fn share(part: i64, total: i64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_said_in_words() {
+        assert_eq!(wait(1), "1 seconde");
+        assert_eq!(wait(5), "5 secondes");
+        assert_eq!(wait(60), "1 minute");
+        assert_eq!(wait(900), "15 minutes");
+        assert_eq!(wait(61 * 2), "3 minutes");
+    }
 
     #[test]
     fn money_is_written_the_french_way() {

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::errors::{explain, PageError};
 use super::session::Session;
 use crate::http::problem::{ApiError, ProblemType};
+use crate::http::text;
 
 /// The name of the hidden field holding the token.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -59,9 +60,45 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
             if !carries_token(&body, &session.csrf_token) {
                 return Err(PageError::Csrf);
             }
-            let form = serde_urlencoded::from_bytes(&body).map_err(|_| PageError::BadRequest)?;
-            Ok(Posted { session, form })
+            Ok(Posted {
+                session,
+                form: read(&body)?,
+            })
         })
+    }
+}
+
+/// Reads a url-encoded form, its text checked first (`http::text`): a
+/// control character in a field is refused naming the field (422).
+pub fn read<T: DeserializeOwned>(body: &[u8]) -> Result<T, PageError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| PageError::BadRequest)?;
+    text::check_pairs(&pairs).map_err(|e| PageError::InvalidText {
+        field: e
+            .errors
+            .first()
+            .map(|f| f.field.clone())
+            .unwrap_or_default(),
+    })?;
+    serde_urlencoded::from_bytes(body).map_err(|_| PageError::BadRequest)
+}
+
+/// The query string of a page (a search form, say), read as a form is.
+pub struct Query<T>(pub T);
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(read(req.query_string().as_bytes()).map(Query))
     }
 }
 

@@ -166,8 +166,11 @@ fn cents(value: &str) -> Option<i64> {
         .checked_add(fraction.parse::<i64>().ok()?)
 }
 
+/// A date typed in a form, within the bounds every date of the service keeps.
 fn date(value: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").ok()
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| crate::domain::bounds::date_in_range(*d))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,7 +336,7 @@ pub async fn program(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i32>,
-    query: web::Query<DoneQuery>,
+    query: forms::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let funder = session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;
@@ -689,7 +692,7 @@ pub async fn statement(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i64>,
-    query: web::Query<DoneQuery>,
+    query: forms::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let text = match query.fait.as_deref() {
         Some("clos") => Some("Le relevé est clos et signé. Téléchargez-le pour payer les lieux."),
@@ -1040,7 +1043,7 @@ struct ConflictForm<'a> {
 pub async fn conflicts(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<DoneQuery>,
+    query: forms::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     let text = match query.fait.as_deref() {
         Some("paye") => {

@@ -108,7 +108,7 @@ pub fn missing_notice(missing: &[&str]) -> Markup {
 pub async fn venue_details(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<SavedQuery>,
+    query: forms::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let venue = session.require(Role::Venue)?;
     let mut conn = state.pool.get().await?;
@@ -412,7 +412,7 @@ pub async fn buyer_details(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i32>,
-    query: web::Query<SavedQuery>,
+    query: forms::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let funder = session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;

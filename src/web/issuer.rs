@@ -47,7 +47,7 @@ pub struct ListQuery {
 pub async fn home(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<ListQuery>,
+    query: forms::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
@@ -360,7 +360,7 @@ pub async fn book(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i64>,
-    query: web::Query<BookQuery>,
+    query: forms::Query<BookQuery>,
 ) -> Result<HttpResponse, PageError> {
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::errors::{explain, PageError};
+use super::errors::PageError;
 use super::forms::{self, FormErrors, Input, NoFields, Posted};
 use super::layout;
 use super::session::{self, Session, SESSION_COOKIE};
@@ -59,7 +59,7 @@ pub struct LoginQuery {
 pub async fn form(
     state: web::Data<AppState>,
     session: Option<Session>,
-    query: web::Query<LoginQuery>,
+    query: forms::Query<LoginQuery>,
 ) -> HttpResponse {
     if let Some(session) = session {
         return layout::see_other(layout::home_of(session.role()));
@@ -154,8 +154,7 @@ pub async fn submit(
     if !forms::carries_token(&body, &expected) {
         return Err(PageError::Csrf);
     }
-    let login: LoginForm =
-        serde_urlencoded::from_bytes(&body).map_err(|_| PageError::BadRequest)?;
+    let login: LoginForm = forms::read(&body)?;
     let next = safe_next(login.suite.as_deref());
     let mut errors = FormErrors::default();
     if login.email.trim().is_empty() {
@@ -174,32 +173,40 @@ pub async fn submit(
             &errors,
         ));
     }
-    // The direct peer, as for the API: forwarded headers are easy to forge.
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let mut conn = state.pool.get().await?;
-    let account =
-        match accounts::authenticate(&mut conn, &login.email, login.password, &client_ip).await {
-            Ok(account) => account,
-            Err(e) if matches!(e.kind, ProblemType::Unauthorized | ProblemType::RateLimited) => {
-                let message = match e.kind {
-                    ProblemType::RateLimited => explain(e.kind),
-                    _ => "Adresse e-mail ou mot de passe incorrect.",
-                };
-                let errors = FormErrors::general(message, e.kind);
-                return Ok(login_page(
-                    &state,
-                    errors.status(),
-                    &login.email,
-                    next,
-                    None,
-                    &errors,
-                ));
+    let client = crate::http::client::address(&req, &state.config.trusted_proxies)
+        .ok_or(PageError::BadRequest)?;
+    let outcome = accounts::authenticate(
+        &state.pool,
+        &state.passwords,
+        &state.throttle,
+        &login.email,
+        login.password,
+        client,
+    )
+    .await;
+    let account = match outcome {
+        Ok(account) => account,
+        Err(e) if matches!(e.kind, ProblemType::Unauthorized | ProblemType::RateLimited) => {
+            let message = match (e.kind, e.retry_after_secs) {
+                (ProblemType::RateLimited, Some(secs)) => format!(
+                    "Trop de tentatives : patientez {} avant de réessayer.",
+                    crate::web::format::wait(secs)
+                ),
+                _ => "Adresse e-mail ou mot de passe incorrect.".to_owned(),
+            };
+            let errors = FormErrors::general(message, e.kind);
+            let mut page = login_page(&state, errors.status(), &login.email, next, None, &errors);
+            if let Some(secs) = e.retry_after_secs {
+                page.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
             }
-            Err(e) => return Err(e.into()),
-        };
+            return Ok(page);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut conn = state.pool.get().await?;
     let token = session::open(&mut conn, account.user.id).await?;
     tracing::info!(user = account.user.id, "web session opened");
     let mut response = layout::see_other(next.unwrap_or(layout::home_of(account.role())));

@@ -40,5 +40,4 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 fn pages(path: &str) -> actix_web::Scope {
     web::scope(path)
         .app_data(web::PathConfig::default().error_handler(|_, _| PageError::NotFound.into()))
-        .app_data(web::QueryConfig::default().error_handler(|_, _| PageError::BadRequest.into()))
 }

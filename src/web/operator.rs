@@ -71,7 +71,7 @@ fn accreditation(org: &Organisation) -> Markup {
 pub async fn home(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<ListQuery>,
+    query: forms::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Operator)?;
     let kind = query.kind.as_deref().and_then(Role::parse);
@@ -329,7 +329,7 @@ pub async fn organisation(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i64>,
-    query: web::Query<DoneQuery>,
+    query: forms::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Operator)?;
     let notice = match query.fait.as_deref() {
@@ -474,11 +474,14 @@ pub async fn accredit(
     let operator = session.require(Role::Operator)?;
     let mut conn = state.pool.get().await?;
     let venue = organisations::find(&mut conn, *id).await?;
-    let outcome = match NaiveDate::parse_from_str(form.valid_until.trim(), "%Y-%m-%d") {
-        Ok(until) => organisations::accredit(&mut conn, &venue, until)
+    let typed = NaiveDate::parse_from_str(form.valid_until.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| crate::domain::bounds::date_in_range(*d));
+    let outcome = match typed {
+        Some(until) => organisations::accredit(&mut conn, &venue, until)
             .await
             .map(|_| ()),
-        Err(_) => Err(crate::http::problem::ApiError::invalid_field(
+        None => Err(crate::http::problem::ApiError::invalid_field(
             "valid_until",
             "not a date",
         )),
@@ -549,7 +552,7 @@ pub async fn create_user(
         email: form.email.clone(),
         password: form.password,
     };
-    match accounts::create(&mut conn, new).await {
+    match accounts::create(&mut conn, &state.passwords, new).await {
         Ok(user) => {
             tracing::info!(
                 user = user.id,
@@ -626,7 +629,7 @@ fn status_label(status: KeyStatus) -> Markup {
 pub async fn keys(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<DoneQuery>,
+    query: forms::Query<DoneQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Operator)?;
     let keys = state.keys.all_keys().await?;

@@ -328,7 +328,7 @@ const PAGE_SIZE: i64 = 50;
 pub async fn redemption_list(
     state: web::Data<AppState>,
     session: Session,
-    query: web::Query<ListQuery>,
+    query: forms::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Venue)?;
     let notice = query

@@ -92,6 +92,11 @@ async fn readyz_is_unavailable_on_an_unmigrated_database() {
         read_pool: None,
         keys: std::sync::Arc::new(keys),
         mailer: passnum::mail::Mailer::new(None, "test@example.org").unwrap(),
+        passwords: std::sync::Arc::new(passnum::auth::password::PasswordQueue::for_this_machine()),
+        throttle: std::sync::Arc::new(passnum::auth::throttle::Throttle::new(
+            1,
+            Duration::from_secs(2),
+        )),
         draining: Default::default(),
         callers: std::sync::Arc::default(),
         group_commit: None,

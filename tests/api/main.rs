@@ -4,6 +4,7 @@
 //! One binary for every integration test keeps link time down; each test gets
 //! a fresh database cloned from a migrated template, so tests run in parallel.
 
+mod abuse;
 mod accounts;
 mod authorisation;
 mod books;

@@ -270,7 +270,14 @@ async fn a_wrong_password_is_refused_in_french_and_counts_as_a_failure() {
         .body
         .contains("Adresse e-mail ou mot de passe incorrect."));
     assert_eq!(app.count("web_sessions").await, 0);
-    assert_eq!(app.count("login_failures").await, 1);
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT failures FROM login_throttle WHERE scope = 'email' AND key = 'prescripteur@demo.passnum.test'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -43,21 +43,34 @@ pub const VAT_RATES: [i32; 4] = [2000, 1000, 550, 210];
 #[serde(deny_unknown_fields)]
 pub struct VenueDetailsRequest {
     /// The seller's legal name, as registered (BT-27).
+    #[schema(min_length = 1, max_length = 200)]
     pub legal_name: String,
     /// The street address of the seller's billing address.
+    #[schema(min_length = 1, max_length = 300)]
     pub address: String,
+    #[schema(pattern = r"^ *[0-9]{5} *$")]
     pub postcode: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     pub vat_regime: VatRegime,
     /// `exempt`: the legal mention printed on every invoice, e.g.
     /// "TVA non applicable, art. 293 B du CGI".
+    #[schema(max_length = 200)]
     pub vat_exemption_reason: Option<String>,
-    /// The intra-community VAT number: required with `vat`, optional when exempt.
+    /// The intra-community VAT number: required with `vat`, optional when
+    /// exempt. `FR`, a key of two digits or letters and the SIREN; spaces,
+    /// dots and hyphens are left out.
+    #[schema(pattern = r"^[ .-]*([Ff][ .-]*[Rr]([ .-]*[A-Za-z0-9]){2}([ .-]*[0-9]){9}[ .-]*)?$")]
     pub vat_number: Option<String>,
     /// `vat`: the rate in basis points (2000 for 20 %): 2000, 1000, 550 or 210.
+    #[schema(schema_with = crate::http::openapi::vat_rates)]
     pub vat_rate_basis_points: Option<i32>,
-    /// The account the venue is paid on (ISO 13616, checked).
+    /// The account the venue is paid on (ISO 13616, checked); spaces are
+    /// left out.
+    #[schema(pattern = r"^ *[A-Za-z] *[A-Za-z] *[0-9] *[0-9]( *[A-Za-z0-9]){1,30} *$")]
     pub iban: String,
+    /// ISO 9362: 8 or 11 letters and digits; spaces are left out.
+    #[schema(pattern = r"^ *(([A-Za-z] *){6}([A-Za-z0-9] *){2}(([A-Za-z0-9] *){3})?)?$")]
     pub bic: Option<String>,
 }
 
@@ -337,10 +350,13 @@ fn check_venue_details(
 #[serde(deny_unknown_fields)]
 pub struct BuyerDetailsRequest {
     /// The SIRET of the public buyer invoices are addressed to (BT-47).
+    #[schema(pattern = r"^ *[0-9]{14} *$")]
     pub buyer_siret: String,
     /// The Chorus Pro "code service" of the buyer, if it asks for one (BT-10).
+    #[schema(max_length = 100)]
     pub service_code: Option<String>,
     /// The "numéro d'engagement" (purchase order), if the buyer asks for one (BT-13).
+    #[schema(max_length = 50)]
     pub engagement_number: Option<String>,
 }
 

@@ -30,6 +30,8 @@ pub use payments::{Payment, PaymentRequest};
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     /// Last day of the period, inclusive; today at the latest.
+    #[serde(deserialize_with = "crate::domain::bounds::date")]
+    #[schema(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub period_end: NaiveDate,
 }
 

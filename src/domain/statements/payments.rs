@@ -19,10 +19,14 @@ use crate::http::problem::{ApiError, ProblemType};
 pub struct PaymentRequest {
     pub venue_organisation_id: i64,
     /// Exactly the venue's total on the statement.
+    #[schema(minimum = 1, maximum = 100_000_000_000i64)]
     pub amount_cents: i64,
     /// The day the transfer was made, in the programme's time zone.
+    #[serde(deserialize_with = "crate::domain::bounds::date")]
+    #[schema(pattern = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub paid_on: NaiveDate,
     /// The bank's reference of the transfer, 1 to 140 characters (the SEPA limit).
+    #[schema(min_length = 1, max_length = 140)]
     pub reference: String,
 }
 
@@ -71,6 +75,7 @@ pub async fn pay(
             "the bank reference of the transfer: 1 to 140 characters on one line",
         ));
     }
+    crate::domain::bounds::check_cents("amount_cents", request.amount_cents, 1)?;
     let closed_at: DateTime<Utc> = statements::table
         .find(statement_id)
         .select(statements::closed_at)
