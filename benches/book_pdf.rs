@@ -90,6 +90,7 @@ fn benches(c: &mut Criterion) {
         program_name: "Pass numérique Gironde 2026",
         funder_name: "Département de la Gironde",
         issuer_name: "CCAS de Bordeaux",
+        issuer_phone: Some("05 56 00 11 22"),
         issued_on: NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date"),
         expires_on,
         reference: "CCAS-2026-00417",
@@ -101,6 +102,7 @@ fn benches(c: &mut Criterion) {
             contact: "dpo@passnum.example.org",
             retention: "3 ans après la fin du programme",
         },
+        page_link: None,
     };
     let size = render(&book).expect("the book renders").len();
     eprintln!("book of 10: {size} bytes");

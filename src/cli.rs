@@ -66,6 +66,60 @@ pub enum Command {
         #[command(subcommand)]
         command: VoucherCommand,
     },
+    /// Check the public transparency log (docs/transparency-log.md).
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// The national directory of digital-mediation venues.
+    Venues {
+        #[command(subcommand)]
+        command: VenuesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Fetch the checkpoint, check its signature, rebuild the tree from every
+    /// entry and tile, and check it extends the checkpoint kept in FILE (then
+    /// keep the new one there). Exit 1 on any mismatch.
+    Verify {
+        /// The service's address (or the log's, ending in /log).
+        #[arg(long)]
+        url: Option<String>,
+        /// A file keeping the last checkpoint seen (created if missing).
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The log's verifier key (name+id+key); default: the log's /log/key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Also compare every entry with the database rows it was written
+        /// from (the operator's or an auditor's check; uses DATABASE_URL).
+        #[arg(long)]
+        database: bool,
+    },
+    /// Check that entry N is in the signed tree (an inclusion proof from the
+    /// tiles) and print it.
+    Prove {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        index: u64,
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VenuesCommand {
+    /// Create or update *listed* venues from the national standard's file
+    /// ("standard des lieux de médiation numérique", CSV or JSON). Bad rows
+    /// are reported with their line and reason and change nothing; importing
+    /// the same file again changes nothing.
+    Import {
+        /// The national file (CSV or JSON).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +128,7 @@ pub enum KeysCommand {
     Generate,
     /// Retire the active key of a purpose (it still verifies) and make a new one active.
     Rotate {
-        /// voucher, statement or login
+        /// voucher, statement, login or log
         #[arg(long)]
         purpose: Purpose,
     },
@@ -211,6 +265,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Log { command } => log_command(command, &config).await,
+        Command::Venues {
+            command: VenuesCommand::Import { file },
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let database = Database::open(&config, Role::Guest).await?;
+            let outcome = import_venues(&database.url, &config, &file, &bytes).await;
+            database.close()?;
+            outcome
+        }
         Command::Voucher {
             command: VoucherCommand::Decode { text },
         } => {
@@ -220,6 +285,115 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             outcome
         }
     }
+}
+
+async fn log_command(command: LogCommand, config: &Config) -> anyhow::Result<()> {
+    use crate::log::verify::{self, Remote};
+    match command {
+        LogCommand::Verify {
+            url,
+            checkpoint,
+            key,
+            database,
+        } => {
+            if url.is_none() && !database {
+                bail!("say what to check: --url URL (the public files) and/or --database");
+            }
+            if let Some(url) = url {
+                let remote = Remote::new(&url).map_err(anyhow::Error::msg)?;
+                match verify::verify(&remote, key.as_deref(), checkpoint.as_deref()).await {
+                    Ok(report) => {
+                        for line in report {
+                            println!("{line}");
+                        }
+                    }
+                    Err(e) => bail!("the log does not verify: {e}"),
+                }
+            }
+            if database {
+                let db = Database::open(config, Role::Guest).await?;
+                let outcome = audit_database(&db.url, config).await;
+                db.close()?;
+                outcome?;
+            }
+            println!("OK: the log verifies.");
+            Ok(())
+        }
+        LogCommand::Prove { url, index, key } => {
+            let remote = Remote::new(&url).map_err(anyhow::Error::msg)?;
+            match verify::prove(&remote, key.as_deref(), index).await {
+                Ok((checkpoint, entry)) => {
+                    println!("{}", String::from_utf8_lossy(&entry.to_bytes()));
+                    println!(
+                        "OK: entry {index} is in the signed tree of {} entries (root {})",
+                        checkpoint.size, checkpoint.root
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!("entry {index} is not proven: {e}"),
+            }
+        }
+    }
+}
+
+async fn audit_database(database_url: &str, config: &Config) -> anyhow::Result<()> {
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 1, config.db_timeout)?;
+    let mut conn = pool.get().await?;
+    let audit = crate::log::audit::audit(&mut conn).await?;
+    if !audit.differences.is_empty() {
+        for d in &audit.differences {
+            eprintln!("{d}");
+        }
+        bail!(
+            "the log and the database differ in {} place(s), the first: {}",
+            audit.differences.len(),
+            audit.differences[0]
+        );
+    }
+    println!(
+        "the database's {} entries (and {} waiting for their index) are exactly its events, unchanged",
+        audit.entries, audit.waiting
+    );
+    Ok(())
+}
+
+async fn import_venues(
+    database_url: &str,
+    config: &Config,
+    file: &std::path::Path,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 1, config.db_timeout)?;
+    let mut conn = pool.get().await?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let report = crate::domain::directory::import(&mut conn, &name, bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for rejection in &report.rejections {
+        println!(
+            "ligne {} ({}) refusée : {}",
+            rejection.line,
+            rejection.id.as_deref().unwrap_or("sans id"),
+            rejection.reason
+        );
+    }
+    println!(
+        "{} ligne(s) lue(s) : {} lieu(x) créé(s), {} mis à jour, {} inchangé(s), {} ligne(s) refusée(s), en {:.1} s",
+        report.rows_read,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.rejections.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn purge(database_url: &str, config: &Config, months: u32) -> anyhow::Result<()> {

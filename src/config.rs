@@ -35,6 +35,10 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The address users reach the service at, used in links (`pdf_url`, emails).
     pub public_url: String,
+    /// The transparency log's origin line and key name (`PASSNUM_LOG_ORIGIN`).
+    pub log_origin: String,
+    /// How often each instance runs the log's sequencer (`PASSNUM_LOG_INTERVAL_MS`).
+    pub log_interval: Duration,
     /// A separate listener for `/metrics`; without it, `/metrics` answers loopback clients only.
     pub metrics_bind: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -136,7 +140,26 @@ impl Config {
             return Err(ConfigError::ReadUrlWithoutDatabase);
         }
 
+        let log_origin =
+            get("PASSNUM_LOG_ORIGIN").unwrap_or_else(|| crate::log::default_origin(&public_url));
+        if !signed_note::is_key_name_valid(&log_origin) {
+            return Err(invalid(
+                "PASSNUM_LOG_ORIGIN",
+                &log_origin,
+                "the origin is a key name: not empty, no spaces, no '+'",
+            ));
+        }
+        let log_interval_ms: u64 = parse(&get, "PASSNUM_LOG_INTERVAL_MS", "1000")?;
+        if !(10..=4000).contains(&log_interval_ms) {
+            return Err(invalid(
+                "PASSNUM_LOG_INTERVAL_MS",
+                &log_interval_ms.to_string(),
+                "from 10 to 4000 (every event is in the log within 5 seconds)",
+            ));
+        }
         Ok(Config {
+            log_origin,
+            log_interval: Duration::from_millis(log_interval_ms),
             environment,
             database_url,
             database_read_url,

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod geo;
 pub mod http;
 pub mod keys;
+pub mod log;
 pub mod logging;
 pub mod mail;
 pub mod render;

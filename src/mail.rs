@@ -55,11 +55,19 @@ impl Mailer {
         to: &str,
         program_name: &str,
         pdf: Vec<u8>,
+        page_url: Option<&str>,
     ) -> Result<(), MailError> {
         let transport = self.transport.as_ref().ok_or(MailError::NotConfigured)?;
         let to: Mailbox = to
             .parse()
             .map_err(|_| MailError::BadAddress(to.to_owned()))?;
+        let page = match page_url {
+            Some(url) => format!(
+                "Vos coupons sont aussi sur votre téléphone, à cette adresse :\n{url}\n\
+                 Ne la donnez à personne : vos coupons sont dessus.\n\n"
+            ),
+            None => String::new(),
+        };
         let text = format!(
             "Bonjour,\n\n\
              Voici votre pass numérique : « {program_name} ».\n\n\
@@ -67,6 +75,7 @@ impl Mailer {
              Imprimez-le, ou montrez-le sur votre téléphone.\n\
              Chaque coupon donne droit à un atelier gratuit.\n\
              La liste des lieux est sur la première page.\n\n\
+             {page}\
              Bonne découverte !\n\n\
              Ce message est envoyé automatiquement : merci de ne pas y répondre.\n\
              Votre adresse e-mail est effacée dès l'envoi.\n"

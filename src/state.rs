@@ -76,6 +76,12 @@ impl AppState {
         let keys = Arc::new(KeyRing::new(pool.clone(), &config.keys_dir));
         keys.prepare(!config.is_production()).await?;
         let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
+        crate::log::sequencer::start(
+            pool.clone(),
+            keys.clone(),
+            config.log_origin.clone(),
+            config.log_interval,
+        );
         let group_commit = (config.group_commit > 0)
             .then(|| GroupCommit::start(pool.clone(), config.group_commit));
         Ok(AppState {

@@ -39,6 +39,9 @@ ensure_run_prerequisites() {
 ensure_test_prerequisites() {
   ensure_run_prerequisites
   ensure_debian_packages zbar-tools poppler-utils
+  # Go's reference code for the transparency log's formats (sumdb/note and
+  # sumdb/tlog), built offline in GOPATH mode by tests/api/log.rs.
+  ensure_debian_packages golang-go golang-golang-x-mod-dev
   ensure_python_module cryptography python3-cryptography
   ensure_python_module aiosmtpd python3-aiosmtpd
   ensure_browser_test_prerequisites

@@ -30,6 +30,7 @@ diesel::table! {
         accredited_until -> Nullable<Date>,
         accreditation_withdrawn_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        national_id -> Nullable<Text>,
     }
 }
 
@@ -392,3 +393,53 @@ diesel::table! {
 
 diesel::joinable!(venue_invoicing -> organisations (organisation_id));
 diesel::joinable!(program_invoicing -> programs (program_id));
+
+diesel::table! {
+    book_links (id) {
+        id -> BigInt,
+        book_id -> BigInt,
+        secret_sha256 -> Binary,
+        made_for -> Text,
+        created_by_user_id -> Nullable<BigInt>,
+        created_at -> Timestamptz,
+        killed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    book_link_requests (client_ip, at) {
+        client_ip -> Text,
+        at -> Timestamptz,
+        hit -> Bool,
+    }
+}
+
+diesel::table! {
+    venue_details (organisation_id) {
+        organisation_id -> BigInt,
+        opening_hours -> Nullable<Text>,
+        services -> Array<Text>,
+        accessibility -> Nullable<Text>,
+        takes_pass -> Bool,
+        website -> Nullable<Text>,
+        national_updated_on -> Nullable<Date>,
+        imported_at -> Nullable<Timestamptz>,
+        self_edited_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    venue_imports (id) {
+        id -> BigInt,
+        file_name -> Text,
+        file_sha256 -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+        rows_read -> Integer,
+        created -> Integer,
+        updated -> Integer,
+        unchanged -> Integer,
+        rejected -> Integer,
+        rejections -> Jsonb,
+    }
+}

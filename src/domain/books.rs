@@ -14,8 +14,8 @@ use super::programs::{self, constraint, ProgramRow};
 use super::sync;
 use crate::auth::Role;
 use crate::db::schema::{books, vouchers};
-use crate::geo::{Communes, GeoField};
-use crate::http::problem::{ApiError, ProblemType};
+use crate::geo::{Communes, GeoError, GeoField};
+use crate::http::problem::{ApiError, FieldError, ProblemType};
 use crate::voucher::{typed_code, VoucherBody, BOOK_SIZES, MAX_VOUCHER_ID};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -69,6 +69,10 @@ pub struct IssuedBook {
     pub expires_on: NaiveDate,
     pub vouchers: Vec<IssuedVoucher>,
     pub pdf_url: String,
+    /// The beneficiary's own page (no login): a secret link, shown only in
+    /// this answer (only its hash is kept). Printing or e-mailing the book
+    /// makes links of their own.
+    pub page_url: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -173,23 +177,80 @@ struct Checked {
     email: Option<String>,
 }
 
-fn check_book(new: &NewBook, program: &ProgramRow) -> Result<Checked, ApiError> {
-    let size = match u8::try_from(new.size) {
-        Ok(size) if BOOK_SIZES.contains(&size) => i16::from(size),
-        _ => {
-            return Err(ApiError::invalid_field(
-                "size",
-                "a book holds 5 or 10 vouchers",
-            ))
+/// What may be wrong with a beneficiary as given, field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeneficiaryProblem {
+    ReferenceMissing,
+    ReferenceTooLong,
+    PostcodeMissing,
+    /// Postcode, commune code or their pair unknown or inconsistent.
+    Place(GeoError),
+    /// The beneficiary's département, outside the programme's territory.
+    OutsideTerritory {
+        departement: String,
+        territory: Vec<String>,
+    },
+    EmailInvalid,
+}
+
+impl BeneficiaryProblem {
+    /// The API's field name.
+    pub fn field(&self) -> &'static str {
+        match self {
+            BeneficiaryProblem::ReferenceMissing | BeneficiaryProblem::ReferenceTooLong => {
+                "beneficiary.reference"
+            }
+            BeneficiaryProblem::Place(e) if e.field() == GeoField::CommuneCode => {
+                "beneficiary.commune_code"
+            }
+            BeneficiaryProblem::PostcodeMissing
+            | BeneficiaryProblem::Place(_)
+            | BeneficiaryProblem::OutsideTerritory { .. } => "beneficiary.postcode",
+            BeneficiaryProblem::EmailInvalid => "beneficiary.email",
         }
-    };
-    let b = &new.beneficiary;
+    }
+
+    /// The API's message, in English.
+    pub fn message(&self) -> String {
+        match self {
+            BeneficiaryProblem::ReferenceMissing | BeneficiaryProblem::ReferenceTooLong => {
+                "your file number for this person, 1 to 64 characters (never their name)".into()
+            }
+            BeneficiaryProblem::PostcodeMissing => "the postcode is required".into(),
+            BeneficiaryProblem::Place(e) => e.to_string(),
+            BeneficiaryProblem::OutsideTerritory {
+                departement,
+                territory,
+            } => format!(
+                "département {departement} is outside the programme's territory ({})",
+                territory.join(", ")
+            ),
+            BeneficiaryProblem::EmailInvalid => "this is not an email address".into(),
+        }
+    }
+}
+
+/// A beneficiary as checked: every field, or every problem at once.
+pub struct CheckedBeneficiary {
+    reference: String,
+    postcode: String,
+    commune_code: Option<String>,
+    departement: String,
+    email: Option<String>,
+}
+
+/// Checks every field of `b` against `territory` (département codes) and
+/// returns all the problems, not only the first.
+pub fn check_beneficiary(
+    b: &Beneficiary,
+    territory: &[String],
+) -> Result<CheckedBeneficiary, Vec<BeneficiaryProblem>> {
+    let mut problems = Vec::new();
     let reference = b.reference.trim();
-    if reference.is_empty() || reference.chars().count() > 64 {
-        return Err(ApiError::invalid_field(
-            "beneficiary.reference",
-            "your file number for this person, 1 to 64 characters (never their name)",
-        ));
+    if reference.is_empty() {
+        problems.push(BeneficiaryProblem::ReferenceMissing);
+    } else if reference.chars().count() > 64 {
+        problems.push(BeneficiaryProblem::ReferenceTooLong);
     }
     let postcode = b.postcode.trim();
     let commune_code = b
@@ -197,38 +258,82 @@ fn check_book(new: &NewBook, program: &ProgramRow) -> Result<Checked, ApiError> 
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    let departement = Communes::shared()
-        .departement_for(postcode, commune_code)
-        .map_err(|e| {
-            let field = match e.field() {
-                GeoField::CommuneCode => "beneficiary.commune_code",
-                _ => "beneficiary.postcode",
-            };
-            ApiError::invalid_field(field, e.to_string())
-        })?;
-    if !program.territory.iter().any(|d| d == departement.as_str()) {
-        return Err(ApiError::invalid_field(
-            "beneficiary.postcode",
-            format!(
-                "département {departement} is outside the programme's territory ({})",
-                program.territory.join(", ")
-            ),
-        ));
+    let mut departement = None;
+    if postcode.is_empty() {
+        problems.push(BeneficiaryProblem::PostcodeMissing);
+    } else {
+        match Communes::shared().departement_for(postcode, commune_code) {
+            Err(e) => problems.push(BeneficiaryProblem::Place(e)),
+            Ok(d) if !territory.iter().any(|t| t == d.as_str()) => {
+                problems.push(BeneficiaryProblem::OutsideTerritory {
+                    departement: d.as_str().to_owned(),
+                    territory: territory.to_vec(),
+                })
+            }
+            Ok(d) => departement = Some(d.as_str().to_owned()),
+        }
     }
     let email = match b.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-        Some(email) => Some(normalise_email(email).map_err(|_| {
-            ApiError::invalid_field("beneficiary.email", "this is not an email address")
-        })?),
+        Some(email) => match normalise_email(email) {
+            Ok(email) => Some(email),
+            Err(_) => {
+                problems.push(BeneficiaryProblem::EmailInvalid);
+                None
+            }
+        },
         None => None,
     };
-    Ok(Checked {
-        size,
-        reference: reference.to_owned(),
-        postcode: postcode.to_owned(),
-        commune_code: commune_code.map(str::to_owned),
-        departement: departement.as_str().to_owned(),
-        email,
-    })
+    match departement {
+        Some(departement) if problems.is_empty() => Ok(CheckedBeneficiary {
+            reference: reference.to_owned(),
+            postcode: postcode.to_owned(),
+            commune_code: commune_code.map(str::to_owned),
+            departement,
+            email,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn check_book(new: &NewBook, program: &ProgramRow) -> Result<Checked, ApiError> {
+    let size = match u8::try_from(new.size) {
+        Ok(size) if BOOK_SIZES.contains(&size) => Some(i16::from(size)),
+        _ => None,
+    };
+    let beneficiary = check_beneficiary(&new.beneficiary, &program.territory);
+    match (size, beneficiary) {
+        (Some(size), Ok(b)) => Ok(Checked {
+            size,
+            reference: b.reference,
+            postcode: b.postcode,
+            commune_code: b.commune_code,
+            departement: b.departement,
+            email: b.email,
+        }),
+        (size, beneficiary) => {
+            // Every problem at once, the size first.
+            let mut errors = Vec::new();
+            if size.is_none() {
+                errors.push(FieldError {
+                    field: "size".into(),
+                    message: "a book holds 5 or 10 vouchers".into(),
+                });
+            }
+            for p in beneficiary.err().unwrap_or_default() {
+                errors.push(FieldError {
+                    field: p.field().into(),
+                    message: p.message(),
+                });
+            }
+            let detail: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            let mut e = ApiError::new(ProblemType::ValidationError, detail.join("; "));
+            e.errors = errors;
+            Err(e)
+        }
+    }
 }
 
 /// Refuses issuing on a closed programme or past its last issue date.
@@ -324,9 +429,10 @@ pub async fn issue(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
+    let secret = super::carnet::Secret::random();
 
     // One statement, one transaction: the allocation spent (under its row
-    // lock and check constraint), the book, its vouchers.
+    // lock and check constraint), the book, its vouchers, its first link.
     use diesel::sql_types::{Array, BigInt, Date, Integer, Nullable, SmallInt, Text};
     #[derive(QueryableByName)]
     struct Issued {
@@ -347,7 +453,10 @@ pub async fn issue(
          coupons AS (
             INSERT INTO vouchers (id, book_id, lineage_id, program_id, kid, position, expires_on, face_value_cents, code)
             SELECT c.id, book.id, book.lineage_id, $1, $12, c.position, $6, $13, c.code
-              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code))
+              FROM book, unnest($14::bigint[], $15::smallint[], $16::text[]) AS c (id, position, code)),
+         link AS (
+            INSERT INTO book_links (book_id, secret_sha256, made_for, created_by_user_id)
+            SELECT id, $17, 'issue', $3 FROM book)
          SELECT id FROM book",
     )
     .bind::<Integer, _>(program.id)
@@ -366,6 +475,7 @@ pub async fn issue(
     .bind::<Array<BigInt>, _>(signed.iter().map(|(id, _, _)| *id as i64).collect::<Vec<_>>())
     .bind::<Array<SmallInt>, _>(signed.iter().map(|(_, p, _)| *p).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(signed.iter().map(|(_, _, c)| c.clone()).collect::<Vec<_>>())
+    .bind::<diesel::sql_types::Bytea, _>(secret.sha256())
     .get_result(conn)
     .await
     .optional()
@@ -392,6 +502,7 @@ pub async fn issue(
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),
         pdf_url: pdf_url(public_url, book_id),
+        page_url: super::carnet::page_url(public_url, &secret),
     })
 }
 
@@ -554,13 +665,55 @@ pub async fn present(
     })
 }
 
-/// An issuer's books, optionally only those with a beneficiary reference.
-fn books_of<'a>(issuer: i64, reference: Option<&str>) -> books::BoxedQuery<'a, diesel::pg::Pg> {
+/// How a list of books is filtered by beneficiary reference.
+#[derive(Debug, Clone, Copy)]
+pub enum ReferenceFilter<'r> {
+    /// Every book.
+    Any,
+    /// Exactly this reference (the API's `?reference=`).
+    Exact(&'r str),
+    /// References containing this text, whatever its case (the page's search).
+    Containing(&'r str),
+}
+
+impl<'r> ReferenceFilter<'r> {
+    fn text(self) -> Option<&'r str> {
+        match self {
+            ReferenceFilter::Any => None,
+            ReferenceFilter::Exact(r) | ReferenceFilter::Containing(r) => {
+                Some(r.trim()).filter(|r| !r.is_empty())
+            }
+        }
+    }
+}
+
+/// `text` as a LIKE pattern matching it anywhere, its own `%`, `_` and `\` taken literally.
+fn containing_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// An issuer's books, filtered by beneficiary reference.
+fn books_of<'a>(issuer: i64, filter: ReferenceFilter<'_>) -> books::BoxedQuery<'a, diesel::pg::Pg> {
     let mut query = books::table
         .filter(books::issuer_organisation_id.eq(issuer))
         .into_boxed();
-    if let Some(reference) = reference.map(str::trim).filter(|r| !r.is_empty()) {
-        query = query.filter(books::beneficiary_reference.eq(reference.to_owned()));
+    match (filter, filter.text()) {
+        (_, None) => {}
+        (ReferenceFilter::Containing(_), Some(text)) => {
+            query = query.filter(books::beneficiary_reference.ilike(containing_pattern(text)));
+        }
+        (_, Some(text)) => {
+            query = query.filter(books::beneficiary_reference.eq(text.to_owned()));
+        }
     }
     query
 }
@@ -573,7 +726,8 @@ pub async fn list(
     after: i64,
     limit: i64,
 ) -> Result<Vec<BookRow>, ApiError> {
-    Ok(books_of(issuer, reference)
+    let filter = reference.map_or(ReferenceFilter::Any, ReferenceFilter::Exact);
+    Ok(books_of(issuer, filter)
         .filter(books::id.gt(after))
         .select(BookRow::as_select())
         .order(books::id)
@@ -586,7 +740,7 @@ pub async fn list(
 pub async fn list_newest(
     conn: &mut AsyncPgConnection,
     issuer: i64,
-    reference: Option<&str>,
+    reference: ReferenceFilter<'_>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<BookRow>, ApiError> {
@@ -676,7 +830,7 @@ pub async fn replace(
         &positions,
     )?;
     let user_id = issuer.user.id;
-    let (new_id, kept) = conn
+    let (new_id, kept, secret) = conn
         .transaction::<_, ApiError, _>(async |conn| {
             let lineage_id: i64 = books::table
                 .find(book.id)
@@ -776,7 +930,10 @@ pub async fn replace(
                 Some(&replaces),
             )
             .await?;
-            Ok((new_id, kept))
+            let secret =
+                super::carnet::mint(conn, new_id, super::carnet::MadeFor::Issue, Some(user_id))
+                    .await?;
+            Ok((new_id, kept, secret))
         })
         .await?;
     Ok(IssuedBook {
@@ -789,6 +946,7 @@ pub async fn replace(
             .map(|(id, position, code)| issued_voucher(*id, *position, code))
             .collect(),
         pdf_url: pdf_url(public_url, new_id),
+        page_url: super::carnet::page_url(public_url, &secret),
     })
 }
 
@@ -806,4 +964,13 @@ pub async fn voucher_code(
         .first(conn)
         .await
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_search_pattern_takes_wildcards_literally() {
+        assert_eq!(super::containing_pattern("0042"), "%0042%");
+        assert_eq!(super::containing_pattern(r"a%b_c\"), r"%a\%b\_c\\%");
+    }
 }

@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::books::{vouchers_of, BookRow};
+use super::carnet::{self, MadeFor, PrintedLink};
 use super::organisations::Organisation;
 use super::programs::ProgramRow;
 use crate::db::schema::{organisations, programs};
 use crate::geo::Communes;
 use crate::http::problem::ApiError;
-use crate::render::book_pdf::{self, BookPdf, PdfCoupon, PdfVenue, PrivacyNotice};
+use crate::render::book_pdf::{self, BookPdf, PageLink, PdfCoupon, PdfVenue, PrivacyNotice};
 use crate::voucher::typed_code;
 
 /// How many venues the cover lists.
@@ -22,11 +23,13 @@ pub struct RenderedBook {
     pub program_name: String,
 }
 
-/// Renders the book as an A4 PDF.
+/// Renders the book as an A4 PDF; `page_link` (the beneficiary's page) is
+/// printed on the cover.
 pub async fn render_book(
     conn: &mut AsyncPgConnection,
     book: &BookRow,
     privacy_contact: &str,
+    page_link: Option<&PrintedLink>,
 ) -> Result<RenderedBook, ApiError> {
     let program: ProgramRow = programs::table
         .find(book.program_id)
@@ -77,6 +80,7 @@ pub async fn render_book(
         program_name: &program.name,
         funder_name: &funder.name,
         issuer_name: &issuer.name,
+        issuer_phone: issuer.phone.as_deref(),
         issued_on: book.issued_on,
         expires_on: book.expires_on,
         reference: book.beneficiary_reference.as_deref().unwrap_or("—"),
@@ -88,6 +92,10 @@ pub async fn render_book(
             contact: privacy_contact,
             retention,
         },
+        page_link: page_link.map(|link| PageLink {
+            url: &link.url,
+            printed: &link.printed,
+        }),
     };
     let pdf = book_pdf::render(&document)
         .map_err(|e| ApiError::internal(format!("the book could not be rendered: {e}")))?;
@@ -162,7 +170,38 @@ pub fn distance_km(from: (f64, f64), to: (f64, f64)) -> f64 {
     2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
 }
 
+/// When the book was emailed successfully, oldest first.
+pub async fn sent_at(
+    conn: &mut AsyncPgConnection,
+    book_id: i64,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, ApiError> {
+    use crate::db::schema::book_sends;
+    Ok(book_sends::table
+        .filter(book_sends::book_id.eq(book_id))
+        .filter(book_sends::outcome.eq("sent"))
+        .select(book_sends::at)
+        .order(book_sends::id)
+        .load(conn)
+        .await?)
+}
+
 /// Emails the book; records the attempt; deletes the stored address once sent.
+/// A new link to the beneficiary's page, then the book rendered with it on
+/// its cover: what downloading the PDF gives.
+pub async fn print_book(
+    conn: &mut AsyncPgConnection,
+    book: &BookRow,
+    user_id: i64,
+    privacy_contact: &str,
+    public_url: &str,
+) -> Result<RenderedBook, ApiError> {
+    let link = carnet::link_for(conn, book, MadeFor::Print, Some(user_id), public_url).await?;
+    render_book(conn, book, privacy_contact, link.as_ref()).await
+}
+
+/// Emails the book, with a new link to the beneficiary's page in the
+/// message and on the cover; records the attempt; deletes the stored
+/// address once sent.
 pub async fn send_book(
     conn: &mut AsyncPgConnection,
     mailer: &crate::mail::Mailer,
@@ -170,6 +209,7 @@ pub async fn send_book(
     user_id: i64,
     email: Option<String>,
     privacy_contact: &str,
+    public_url: &str,
 ) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     use crate::db::schema::{book_sends, books};
     use crate::http::problem::ProblemType;
@@ -186,9 +226,15 @@ pub async fn send_book(
             ApiError::invalid_field("email", "no address was given for this book: give one")
         })?,
     };
-    let rendered = render_book(conn, book, privacy_contact).await?;
+    let link = carnet::link_for(conn, book, MadeFor::Email, Some(user_id), public_url).await?;
+    let rendered = render_book(conn, book, privacy_contact, link.as_ref()).await?;
     let outcome = mailer
-        .send_book(&to, &rendered.program_name, rendered.pdf)
+        .send_book(
+            &to,
+            &rendered.program_name,
+            rendered.pdf,
+            link.as_ref().map(|l| l.url.as_str()),
+        )
         .await;
     let (label, error) = match &outcome {
         Ok(()) => ("sent", None),

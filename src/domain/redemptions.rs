@@ -415,6 +415,12 @@ pub struct CheckAnswer {
     /// Why it is not redeemable here: a problem slug.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// With `already-redeemed`: when it was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeemed_at: Option<DateTime<Utc>>,
+    /// With `already-redeemed`: whether the scanner's own venue used it (never which other venue did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeemed_here: Option<bool>,
 }
 
 /// Says whether the scanner's venue could redeem the voucher now; stores nothing.
@@ -434,7 +440,10 @@ pub async fn check(
             .unwrap_or_else(|| ApiError::not_found("No voucher has this code.")));
     }
     let expires_on = j.expires_on.unwrap_or_default();
+    let used = j.problem.as_deref() == Some("already-redeemed");
     Ok(CheckAnswer {
+        redeemed_at: j.redeemed_at.filter(|_| used),
+        redeemed_here: used.then_some(j.mine == Some(true)),
         voucher_id: j.voucher_id.unwrap_or_default().to_string(),
         program_id: j.program_id.unwrap_or_default(),
         position: j.position.unwrap_or_default(),
@@ -680,6 +689,74 @@ pub async fn recent_for_venue(
         query = query.filter(redemptions::id.lt(before));
     }
     Ok(query.load(conn).await?)
+}
+
+/// What a venue reads of one of its redemptions beside the row: the
+/// coupon as printed (its position in the book, the book's size, its typed
+/// code) and the closed statement that paid it, if any.
+#[derive(Debug, Clone)]
+pub struct RedemptionFacts {
+    pub position: i16,
+    pub book_size: i16,
+    pub typed_code: String,
+    /// The number of the closed statement paying it (a cancellation is then refused).
+    pub statement_number: Option<i32>,
+}
+
+/// [`RedemptionFacts`] of `rows`, by redemption id, in three queries.
+pub async fn facts_of(
+    conn: &mut AsyncPgConnection,
+    rows: &[Redemption],
+) -> Result<std::collections::HashMap<i64, RedemptionFacts>, ApiError> {
+    use crate::db::schema::{books, statement_lines, statements, vouchers};
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let coupons: Vec<(i64, i64, i16, i16)> = redemptions::table
+        .inner_join(vouchers::table.inner_join(books::table))
+        .filter(redemptions::id.eq_any(&ids))
+        .select((
+            redemptions::id,
+            vouchers::id,
+            vouchers::position,
+            books::size,
+        ))
+        .load(conn)
+        .await?;
+    let lines: Vec<(i64, i64)> = statement_lines::table
+        .filter(statement_lines::redemption_id.eq_any(&ids))
+        .filter(statement_lines::kind.eq("redemption"))
+        .select((
+            statement_lines::redemption_id,
+            statement_lines::statement_id,
+        ))
+        .load(conn)
+        .await?;
+    let statement_ids: Vec<i64> = lines.iter().map(|(_, s)| *s).collect();
+    let numbers: std::collections::HashMap<i64, i32> = statements::table
+        .filter(statements::id.eq_any(&statement_ids))
+        .select((statements::id, statements::number))
+        .load::<(i64, i32)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let on_statement: std::collections::HashMap<i64, i32> = lines
+        .into_iter()
+        .filter_map(|(r, s)| numbers.get(&s).map(|n| (r, *n)))
+        .collect();
+    Ok(coupons
+        .into_iter()
+        .map(|(id, voucher, position, book_size)| {
+            let facts = RedemptionFacts {
+                position,
+                book_size,
+                typed_code: u64::try_from(voucher)
+                    .ok()
+                    .and_then(|v| typed_code::encode(v).ok())
+                    .unwrap_or_default(),
+                statement_number: on_statement.get(&id).copied(),
+            };
+            (id, facts)
+        })
+        .collect())
 }
 
 async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Redemption, ApiError> {

@@ -11,6 +11,7 @@ use super::problem::ApiError;
 use super::query::Query;
 use crate::auth::Role;
 use crate::domain::books::{self, Book, IssuedBook, NewBook};
+use crate::domain::carnet;
 use crate::domain::printing;
 use crate::domain::Reason;
 use crate::keys::Purpose;
@@ -156,7 +157,14 @@ pub async fn pdf(
     let issuer = caller.require(&[Role::Issuer])?;
     let mut conn = state.pool.get().await?;
     let book = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let rendered = printing::render_book(&mut conn, &book, &state.config.privacy_contact).await?;
+    let rendered = printing::print_book(
+        &mut conn,
+        &book,
+        issuer.user.id,
+        &state.config.privacy_contact,
+        &state.config.public_url,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((
@@ -207,11 +215,43 @@ pub async fn send(
         issuer.user.id,
         request.email,
         &state.config.privacy_contact,
+        &state.config.public_url,
     )
     .await?;
     Ok(HttpResponse::Accepted().json(SendAnswer {
         book_id: book.id,
         sent_at,
+    }))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PageLinkAnswer {
+    pub book_id: i64,
+    /// The new secret link to the beneficiary's page, shown only here.
+    pub page_url: String,
+    /// How many earlier links stopped working.
+    pub killed_links: usize,
+}
+
+/// Renews the link to the beneficiary's page: every earlier link (printed,
+/// e-mailed) stops working and a new one is made; print or send the book
+/// again to hand it over. A revoked book has no page (409 `conflict`).
+#[utoipa::path(post, path = "/api/v1/books/{id}/page-link", tag = "books",
+    responses((status = 201, body = PageLinkAnswer)), security(("bearer" = [])))]
+pub async fn renew_page_link(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let issuer = caller.require(&[Role::Issuer])?;
+    let mut conn = state.pool.get().await?;
+    let book = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let (secret, killed) = carnet::renew(&mut conn, &book, issuer.user.id).await?;
+    tracing::info!(book = book.id, killed, "page link renewed");
+    Ok(HttpResponse::Created().json(PageLinkAnswer {
+        book_id: book.id,
+        page_url: carnet::page_url(&state.config.public_url, &secret),
+        killed_links: killed,
     }))
 }
 

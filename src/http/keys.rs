@@ -33,7 +33,7 @@ pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
-    /// `voucher` or `statement`.
+    /// `voucher`, `statement` or `log` (the transparency log's checkpoints).
     #[schema(schema_with = crate::http::openapi::rotated_purposes)]
     pub purpose: String,
 }
@@ -65,7 +65,13 @@ pub async fn rotate(
     let purpose = match body.parse()?.purpose.as_str() {
         "voucher" => Purpose::Voucher,
         "statement" => Purpose::Statement,
-        _ => return Err(ApiError::invalid_field("purpose", "voucher or statement")),
+        "log" => Purpose::Log,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "purpose",
+                "voucher, statement or log",
+            ))
+        }
     };
     let kid = state.keys.rotate(purpose).await?;
     tracing::info!(%purpose, kid, operator = caller.account.user.id, "key rotated");

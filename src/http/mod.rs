@@ -7,6 +7,7 @@ pub mod health;
 pub mod invoices;
 pub mod json;
 pub mod keys;
+pub mod log;
 pub mod metrics;
 pub mod offline;
 pub mod openapi;
@@ -76,6 +77,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
         .service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
         .service(web::resource("/.well-known/jwks.json").get(keys::jwks))
+        .service(web::resource("/log/checkpoint").get(log::checkpoint))
+        .service(web::resource("/log/key").get(log::key))
+        .service(web::resource("/log/tile/{path:.*}").get(log::tile))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/auth/token").post(session::token))
@@ -106,6 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                 .service(web::resource("/books/{id}").get(books::get))
                 .service(web::resource("/books/{id}/pdf").get(books::pdf))
                 .service(web::resource("/books/{id}/send").post(books::send))
+                .service(web::resource("/books/{id}/page-link").post(books::renew_page_link))
                 .service(web::resource("/vouchers/{voucher_id}/qr.svg").get(books::qr_svg))
                 .service(web::resource("/vouchers/{voucher_id}/qr.png").get(books::qr_png))
                 .service(web::resource("/books/{id}/revoke").post(books::revoke))
@@ -117,6 +122,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                         .get(redemptions::list)
                         .post(redemptions::redeem),
                 )
+                .service(
+                    web::resource("/log/alarms")
+                        .get(log::alarms)
+                        .post(log::raise_alarm),
+                )
                 .service(web::resource("/redemptions/{id}/cancel").post(redemptions::cancel))
                 .service(web::resource("/redemptions/{id}/reverse").post(redemptions::reverse))
                 .service(web::resource("/audit-events").get(redemptions::audit_trail))
@@ -125,6 +135,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, metrics: MetricsRoute) {
                         .app_data(web::PayloadConfig::new(json::BATCH_BODY_LIMIT))
                         .post(offline::batch),
                 )
+                // After `/redemptions/batch`: a resource matched by path
+                // answers 405 to another method rather than falling through.
+                .service(web::resource("/redemptions/{id}").get(redemptions::get))
                 .service(web::resource("/sync").get(offline::sync))
                 .service(
                     web::resource("/devices")

@@ -17,7 +17,7 @@ use utoipa::openapi::{Content, Object, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    books, health, invoices, keys, offline, organisations, pagination, problem, programs,
+    books, health, invoices, keys, log, offline, organisations, pagination, problem, programs,
     redemptions, session, statements, users,
 };
 
@@ -54,12 +54,14 @@ use super::{
         books::replace,
         books::pdf,
         books::send,
+        books::renew_page_link,
         books::qr_svg,
         books::qr_png,
         redemptions::themes,
         redemptions::check,
         redemptions::redeem,
         redemptions::list,
+        redemptions::get,
         redemptions::cancel,
         redemptions::reverse,
         redemptions::audit_trail,
@@ -86,12 +88,17 @@ use super::{
         invoices::invoice_xml,
         invoices::credit_note_pdf,
         invoices::credit_note_xml,
+        log::checkpoint,
+        log::key,
+        log::tile,
+        log::raise_alarm,
+        log::alarms,
     ),
     components(schemas(problem::Problem, problem::FieldError, pagination::Page<crate::domain::organisations::Organisation>,
         pagination::Page<crate::domain::programs::Program>, pagination::Page<crate::domain::books::Book>,
         pagination::Page<crate::domain::redemptions::Redemption>, pagination::Page<crate::domain::redemptions::AuditEvent>,
         pagination::Page<crate::domain::devices::Device>, pagination::Page<crate::domain::batch::Conflict>,
-        pagination::Page<crate::domain::statements::Summary>, pagination::Page<crate::domain::invoices::IssuedSummary>)),
+        pagination::Page<crate::domain::statements::Summary>, pagination::Page<crate::domain::invoices::IssuedSummary>, pagination::Page<log::Alarm>)),
     modifiers(&BearerAuth, &Problems, &TextRules),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -103,7 +110,8 @@ use super::{
         (name = "redemptions", description = "Checking and redeeming vouchers at venues"),
         (name = "offline", description = "Scanner devices, sync, offline batches and conflicts"),
         (name = "statements", description = "Signed statements for funders and venues"),
-        (name = "invoices", description = "Factur-X invoices and credit notes drawn from venues' extracts")
+        (name = "invoices", description = "Factur-X invoices and credit notes drawn from venues' extracts"),
+        (name = "log", description = "The public transparency log of every money event (C2SP tlog-tiles, tlog-checkpoint, signed-note)")
     )
 )]
 pub struct ApiDoc;
@@ -194,7 +202,7 @@ pub fn decisions() -> Object {
 }
 
 pub fn rotated_purposes() -> Object {
-    text_enum(["voucher".into(), "statement".into()], false)
+    text_enum(["voucher".into(), "statement".into(), "log".into()], false)
 }
 
 /// `?kind=` of the organisations list: a role, or empty for all.

@@ -132,6 +132,46 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |r: &Redemption| r.id)))
 }
 
+/// A redemption with its entries in the transparency log.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct LoggedRedemption {
+    #[serde(flatten)]
+    pub redemption: Redemption,
+    /// The log index of its `redeemed` (or `conflict_paid`) entry; `null`
+    /// for the few seconds before the sequencer gives it one.
+    pub log_index: Option<i64>,
+    /// Every entry of it in the log (its redemption, then its cancellation
+    /// or reversal), in order.
+    pub log: Vec<crate::log::store::LoggedEvent>,
+}
+
+/// One redemption: the venue's own, or one of the funder's programmes.
+#[utoipa::path(get, path = "/api/v1/redemptions/{id}", tag = "redemptions",
+    responses((status = 200, body = LoggedRedemption)), security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let account = caller.require(&[Role::Venue, Role::Funder])?;
+    let org = account.organisation.id;
+    let (mut conn, redemption) = super::on_reader(&state, async |conn| match account.role() {
+        Role::Venue => redemptions::find_for_venue(conn, *id, org).await,
+        _ => redemptions::find_for_funder(conn, *id, org).await,
+    })
+    .await?;
+    let log = crate::log::store::redemption_entries(&mut conn, redemption.id).await?;
+    let log_index = log
+        .iter()
+        .find(|e| e.kind == "redeemed" || e.kind == "conflict_paid")
+        .and_then(|e| e.log_index);
+    Ok(HttpResponse::Ok().json(LoggedRedemption {
+        redemption,
+        log_index,
+        log,
+    }))
+}
+
 /// The venue that redeemed takes it back, within the cancel window and while
 /// on no closed statement: the voucher is usable again.
 #[utoipa::path(post, path = "/api/v1/redemptions/{id}/cancel", tag = "redemptions", request_body = Reason,

@@ -2,8 +2,9 @@
 //! query string and form: no control characters. PostgreSQL refuses NUL
 //! outright (a 500 before this check), and the others (escape sequences,
 //! bells, line breaks in a name) have no place in what we store, print on a
-//! book or put in a CSV cell. Free text (`reason`) keeps its tabs and line
-//! breaks, and so does a scanned `code`: scanners append a line end.
+//! book or put in a CSV cell. Free text (`reason`, an alarm's `detail`) keeps
+//! its tabs and line breaks, and so does a scanned `code` (scanners append a
+//! line end) and a checkpoint (a signed note is several lines).
 
 use std::fmt::Write;
 
@@ -11,8 +12,16 @@ use serde_json::Value;
 
 use super::problem::ApiError;
 
-/// Fields whose text may hold tabs and line breaks, by their last name.
-const MULTILINE: [&str; 2] = ["reason", "code"];
+/// Fields whose text may hold tabs and line breaks, by their last name:
+/// free text, scanned codes, and the signed notes (checkpoints, several
+/// lines each) of a phone's log alarm.
+const MULTILINE: [&str; 5] = [
+    "reason",
+    "code",
+    "detail",
+    "kept_checkpoint",
+    "new_checkpoint",
+];
 
 /// Whether the text of `field` (a path such as `items[1].code`) may hold
 /// tabs and line breaks.

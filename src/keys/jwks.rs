@@ -57,7 +57,7 @@ pub fn published(keys: &[KeyInfo], voucher_key_in_use: impl Fn(u8) -> bool) -> J
     let keys = keys
         .iter()
         .filter(|k| match (k.purpose, k.status) {
-            (_, KeyStatus::Withdrawn) | (Purpose::Login, _) => false,
+            (_, KeyStatus::Withdrawn) | (Purpose::Login | Purpose::Log, _) => false,
             (Purpose::Voucher, KeyStatus::Retired) => voucher_key_in_use(k.kid),
             _ => true,
         })

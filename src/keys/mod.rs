@@ -39,16 +39,24 @@ pub enum Purpose {
     Statement,
     /// Signs login tokens; never published.
     Login,
+    /// Signs the transparency log's checkpoints; published at `/log/key`.
+    Log,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 3] = [Purpose::Voucher, Purpose::Statement, Purpose::Login];
+    pub const ALL: [Purpose; 4] = [
+        Purpose::Voucher,
+        Purpose::Statement,
+        Purpose::Login,
+        Purpose::Log,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::Voucher => "voucher",
             Purpose::Statement => "statement",
             Purpose::Login => "login",
+            Purpose::Log => "log",
         }
     }
 }
@@ -59,7 +67,7 @@ impl std::str::FromStr for Purpose {
         Purpose::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown key purpose {s:?} (voucher, statement or login)"))
+            .ok_or_else(|| format!("unknown key purpose {s:?} (voucher, statement, login or log)"))
     }
 }
 
@@ -431,6 +439,40 @@ impl KeyRing {
             signers.insert(active.kid, key.clone());
         }
         Ok((active.kid, key))
+    }
+
+    /// The active key of `purpose` first, then each retired one whose
+    /// private file is still here: the log's checkpoints carry a signature
+    /// by each, so that verifiers that kept the previous key keep verifying
+    /// after a rotation.
+    pub async fn signers(&self, purpose: Purpose) -> Result<Vec<(u8, SigningKey)>, KeyError> {
+        let mut out = vec![self.signer(purpose).await?];
+        for key in self
+            .all_keys()
+            .await?
+            .iter()
+            .filter(|k| k.purpose == purpose && k.status == KeyStatus::Retired)
+        {
+            let cached = self
+                .signers
+                .lock()
+                .ok()
+                .and_then(|s| s.get(&key.kid).cloned());
+            let private = match cached {
+                Some(private) => private,
+                None => match files::read(&self.dir, key.kid) {
+                    Ok(private) if private.verifying_key() == key.public_key => {
+                        if let Ok(mut signers) = self.signers.lock() {
+                            signers.insert(key.kid, private.clone());
+                        }
+                        private
+                    }
+                    _ => continue,
+                },
+            };
+            out.push((key.kid, private));
+        }
+        Ok(out)
     }
 
     fn invalidate(&self) {

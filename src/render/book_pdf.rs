@@ -44,10 +44,12 @@ use crate::render::{QrCode, QrError, QUIET_ZONE_MODULES};
 pub struct BookPdf<'a> {
     /// The funding programme's name, printed on the cover and every coupon.
     pub program_name: &'a str,
-    /// Who pays for the workshops ("Offert par …").
+    /// Who pays for the workshops ("Offert par : …").
     pub funder_name: &'a str,
-    /// The social service that handed the book out ("Remis par …").
+    /// The social service that handed the book out ("Remis par : …").
     pub issuer_name: &'a str,
+    /// Its phone number, printed beside its name so the holder can call it.
+    pub issuer_phone: Option<&'a str>,
     /// The day the book was issued (also the PDF's creation date).
     pub issued_on: NaiveDate,
     /// The last valid day, inclusive.
@@ -64,6 +66,18 @@ pub struct BookPdf<'a> {
     pub book_size: u8,
     /// Who holds the data, how to reach them, how long data is kept.
     pub privacy: PrivacyNotice<'a>,
+    /// The beneficiary's own page (the book's secret link), printed at the
+    /// bottom of the cover as a QR code and a short address to type.
+    pub page_link: Option<PageLink<'a>>,
+}
+
+/// The secret link to the beneficiary's page.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLink<'a> {
+    /// What the QR code holds: the page's full address.
+    pub url: &'a str,
+    /// The same address as printed for typing (host, path, grouped secret).
+    pub printed: &'a str,
 }
 
 /// One venue listed on the cover.
@@ -135,6 +149,9 @@ pub enum BookPdfError {
         #[source]
         source: QrError,
     },
+    /// The page link could not be made into a QR code.
+    #[error("QR code of the page link: {0}")]
+    LinkQr(#[source] QrError),
     /// The compiled-in font could not be read (a build problem, not an input one).
     #[error("the embedded font could not be read")]
     Font,
@@ -158,6 +175,10 @@ pub fn render(book: &BookPdf) -> Result<Vec<u8>, BookPdfError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let link_qr = book
+        .page_link
+        .map(|link| QrCode::new(link.url).map_err(BookPdfError::LinkQr))
+        .transpose()?;
     let fonts = fonts().ok_or(BookPdfError::Font)?;
 
     let mut document = Document::new();
@@ -168,7 +189,7 @@ pub fn render(book: &BookPdf) -> Result<Vec<u8>, BookPdfError> {
     {
         let mut page = document.start_page_with(page_settings.clone());
         let mut surface = page.surface();
-        Canvas::new(&mut surface, fonts).cover(book, coupons.len());
+        Canvas::new(&mut surface, fonts).cover(book, coupons.len(), link_qr.as_ref());
         surface.finish();
         page.finish();
     }
@@ -331,7 +352,7 @@ impl<'s, 'p> Canvas<'s, 'p> {
     }
 
     /// Page 1: what it is, how to use it, until when, who pays, where to go.
-    fn cover(&mut self, book: &BookPdf, coupons: usize) {
+    fn cover(&mut self, book: &BookPdf, coupons: usize, link_qr: Option<&QrCode>) {
         let left = MARGIN;
         let mut y = COVER_TOP + TITLE.size;
         self.text(TITLE, left, y, "Votre pass numérique");
@@ -398,9 +419,21 @@ impl<'s, 'p> Canvas<'s, 'p> {
         );
         y += 28.0;
 
-        let funder = sentence(&format!("Offert par {}", clean(book.funder_name)));
+        // A colon, not an article: names come as typed ("Collectivité d'Alsace", "CCAS de …").
+        let funder = sentence(&format!("Offert par : {}", clean(book.funder_name)));
         y = self.paragraph(BODY, left, y, CONTENT_W, 2, &funder);
-        let issuer = sentence(&format!("Remis par {}", clean(book.issuer_name)));
+        let issuer = match book
+            .issuer_phone
+            .map(clean)
+            .filter(|p| !p.trim().is_empty())
+        {
+            Some(phone) => sentence(&format!(
+                "Remis par : {}, téléphone {}",
+                clean(book.issuer_name),
+                phone
+            )),
+            None => sentence(&format!("Remis par : {}", clean(book.issuer_name))),
+        };
         y = self.paragraph(BODY, left, y, CONTENT_W, 2, &issuer);
         y += 10.0;
 
@@ -408,7 +441,13 @@ impl<'s, 'p> Canvas<'s, 'p> {
         self.text(HEADING, left, y, "Les lieux près de chez vous");
         y += 26.0;
         let baseline = PAGE_H - COVER_BOTTOM;
-        self.venues(book, y, baseline - 14.0);
+        let mut venues_bottom = baseline - 14.0;
+        if let (Some(link), Some(qr)) = (&book.page_link, link_qr) {
+            let top = venues_bottom - LINK_BLOCK_H - 6.0;
+            self.page_link(link, qr, top);
+            venues_bottom = top - 6.0;
+        }
+        self.venues(book, y, venues_bottom);
 
         // Small print.
         self.rule(left, baseline - 14.0, CONTENT_W, 0.5, GREY);
@@ -418,6 +457,48 @@ impl<'s, 'p> Canvas<'s, 'p> {
         let reference = fit(self.face(SMALL), SMALL.size, &reference, room);
         self.text(SMALL, left, baseline, &reference);
         self.text_right(SMALL, PAGE_W - MARGIN, baseline, data);
+    }
+
+    /// The secret link's block, from `top` down ([`LINK_BLOCK_H`] high): the
+    /// QR code on the left, what it is and the address to type on the right.
+    fn page_link(&mut self, link: &PageLink, qr: &QrCode, top: f32) {
+        self.rect(
+            MARGIN,
+            top,
+            CONTENT_W,
+            LINK_BLOCK_H,
+            Some(TINT),
+            Some((BLUE, 1.0)),
+        );
+        let side = LINK_BLOCK_H - 8.0;
+        self.qr(qr, MARGIN + 4.0, top + 4.0, side);
+        let x = MARGIN + side + 16.0;
+        let room = PAGE_W - MARGIN - 10.0 - x;
+        let mut y = top + 22.0;
+        self.text(LEAD_BOLD, x, y, "Vos coupons sur votre téléphone");
+        y += 21.0;
+        y = self.paragraph(
+            VENUE_TEXT,
+            x,
+            y,
+            room,
+            1,
+            "Scannez ce code, ou tapez cette adresse :",
+        );
+        // One line if it fits, else the host and path, then the secret.
+        let lines: Vec<&str> = if self.width(LINK_ADDRESS, link.printed) <= room {
+            vec![link.printed]
+        } else {
+            match link.printed.rfind('/') {
+                Some(cut) => vec![&link.printed[..=cut], &link.printed[cut + 1..]],
+                None => vec![link.printed],
+            }
+        };
+        for line in lines {
+            let line = fit(self.face(LINK_ADDRESS), LINK_ADDRESS.size, line, room);
+            self.text(LINK_ADDRESS, x, y, &line);
+            y += LINK_ADDRESS.leading;
+        }
     }
 
     /// The venue list from baseline `y`: as many venues as fit above `bottom`.
@@ -667,6 +748,9 @@ fn dark_rectangles(qr: &QrCode) -> Vec<(usize, usize, usize, usize)> {
 }
 
 const VENUE_INDENT: f32 = 14.0;
+/// Height of the secret link's block on the cover: its QR code is 28 mm wide.
+const LINK_BLOCK_H: f32 = 28.0 * MM + 8.0;
+const LINK_ADDRESS: Style = Style::bold(12.0, 14.0, BLACK);
 const VENUE_GAP: f32 = 8.0;
 
 /// A venue's lines, wrapped to the column, measured before drawing.
@@ -745,7 +829,7 @@ impl Notice {
             ("Votre nom n’est jamais enregistré.".to_owned(), 1),
             (
                 "Nous gardons seulement un numéro de dossier, votre code postal, \
-                 votre courriel si vous l’avez donné, et les ateliers utilisés."
+                 votre adresse e-mail si vous l’avez donnée, et les ateliers utilisés."
                     .to_owned(),
                 3,
             ),
@@ -909,6 +993,7 @@ mod tests {
             program_name: "Pass numérique Gironde 2026",
             funder_name: "Département de la Gironde",
             issuer_name: "CCAS de Bordeaux",
+            issuer_phone: Some("05 56 00 11 22"),
             issued_on: NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date"),
             expires_on: expires_on(),
             reference: "CCAS-2026-00417",
@@ -920,6 +1005,7 @@ mod tests {
                 contact: "dpo@passnum.example.org",
                 retention: "3 ans après la fin du programme",
             },
+            page_link: None,
         }
     }
 
@@ -1019,8 +1105,8 @@ mod tests {
             "Votre pass numérique",
             "Ce carnet vous donne droit à 10 ateliers gratuits.",
             "Valable jusqu’au 31 mars 2027",
-            "Offert par Département de la Gironde.",
-            "Remis par CCAS de Bordeaux.",
+            "Offert par : Département de la Gironde.",
+            "Remis par : CCAS de Bordeaux, téléphone 05 56 00 11 22.",
             "Choisissez un lieu",
             "Un coupon = un atelier.",
             "Médiathèque Flora Tristan",
@@ -1071,6 +1157,31 @@ mod tests {
             assert_eq!(scanned, expected, "book of {size}");
             assert_eq!(scanned.len(), usize::from(size));
         }
+    }
+
+    #[test]
+    fn the_cover_link_scans_to_the_page_and_reads_to_type() {
+        let vouchers = Vouchers::full(5);
+        let coupons = vouchers.coupons();
+        let url = "https://pass-numerique.example.org/c/3QW8Z5K0M2R7T4V9X1Y6B8C0DE";
+        let printed = "pass-numerique.example.org/c/3QW8-Z5K0-M2R7-T4V9-X1Y6-B8C0-DE";
+        let mut with_link = book(5, &coupons, &VENUES);
+        with_link.page_link = Some(PageLink { url, printed });
+        let pdf = render(&with_link).expect("render");
+        assert_eq!(page_count(&pdf), 3, "the cover stays one page");
+        let scanned = scanned_codes(&pdf);
+        assert!(scanned.iter().any(|c| c == url), "{scanned:?}");
+        assert_eq!(scanned.len(), 6, "five coupons and the link: {scanned:?}");
+        let text = pdf_text(&pdf);
+        assert!(text.contains("Vos coupons sur votre téléphone"), "{text}");
+        let typed: String = text.split_whitespace().collect();
+        assert!(
+            typed.contains(printed),
+            "{printed} not printed whole:\n{text}"
+        );
+        // Without a link (a revoked book's PDF), no block.
+        let text = pdf_text(&render(&book(5, &coupons, &VENUES)).expect("render"));
+        assert!(!text.contains("Vos coupons sur votre téléphone"));
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Sheet<'_, '_> {
                 let closed = s.closed_at.with_timezone(&s.tz);
                 let lines = [
                     format!(
-                        "{} – financé par {}",
+                        "{} – financeur : {}",
                         clean(s.program_name),
                         clean(s.funder_name)
                     ),

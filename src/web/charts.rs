@@ -25,27 +25,51 @@ pub const OUTSTANDING: Series = Series {
     colour: "#5b6470",
 };
 
-const WIDTH: i64 = 520;
-const LABEL_WIDTH: i64 = 180;
-const VALUE_WIDTH: i64 = 50;
+/// About a phone's width, so the text is drawn near its CSS size there.
+const WIDTH: i64 = 360;
+const VALUE_WIDTH: i64 = 44;
 const BAR_HEIGHT: i64 = 16;
-const ROW_GAP: i64 = 12;
+const ROW_GAP: i64 = 14;
+/// One line of a row's label, above its bars.
+const LABEL_LINE: i64 = 18;
+/// Characters of a label line (14 px text on 360 units).
+const LABEL_CHARS: usize = 44;
 /// One line of the legend per series, above the bars.
 const LEGEND_LINE: i64 = 20;
 
-/// Cuts a label to fit its column, on a character boundary.
-fn fit(label: &str) -> String {
-    const MAX: usize = 26;
-    if label.chars().count() <= MAX {
-        label.to_owned()
-    } else {
-        let cut: String = label.chars().take(MAX - 1).collect();
-        format!("{cut}…")
+/// A label on at most two lines above its bars, cut at a word where it can;
+/// only a label longer than two lines loses its end (the table has it whole).
+fn label_lines(label: &str) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in label.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if needed <= LABEL_CHARS || line.is_empty() {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        } else {
+            lines.push(word.to_owned());
+        }
     }
+    if lines.len() > 2 {
+        lines.truncate(2);
+        let second: String = lines[1].chars().take(LABEL_CHARS - 1).collect();
+        lines[1] = format!("{second}…");
+    }
+    for line in &mut lines {
+        if line.chars().count() > LABEL_CHARS {
+            let cut: String = line.chars().take(LABEL_CHARS - 1).collect();
+            *line = format!("{cut}…");
+        }
+    }
+    lines
 }
 
-/// Horizontal bars, one group per row, one bar per series; then the same
-/// figures as a table. `id` makes the element ids unique on the page.
+/// Horizontal bars, one group per row (its label above), one bar per
+/// series; then the same figures as a table. `id` makes the element ids
+/// unique on the page.
 pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>)]) -> Markup {
     let max = rows
         .iter()
@@ -53,10 +77,19 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
         .max()
         .unwrap_or(0)
         .max(1);
-    let group_height = BAR_HEIGHT * series.len() as i64 + ROW_GAP;
     let legend = LEGEND_LINE * series.len() as i64 + 6;
-    let height = legend + group_height * rows.len() as i64 + ROW_GAP;
-    let plot = WIDTH - LABEL_WIDTH - VALUE_WIDTH;
+    let bars_height = BAR_HEIGHT * series.len() as i64;
+    // Each row's top, its label's lines, then the total height.
+    let mut top = legend;
+    let mut groups = Vec::with_capacity(rows.len());
+    for (label, values) in rows {
+        let lines = label_lines(label);
+        let height = LABEL_LINE * lines.len() as i64 + bars_height + ROW_GAP;
+        groups.push((top, lines, values));
+        top += height;
+    }
+    let height = top;
+    let plot = WIDTH - VALUE_WIDTH;
     let summary: Vec<String> = rows
         .iter()
         .map(|(label, values)| {
@@ -81,18 +114,19 @@ pub fn bars(id: &str, title: &str, series: &[&Series], rows: &[(String, Vec<i64>
                     desc #{ (id) "-svg-desc" } { (summary.join(" ; ")) }
                     @for (i, s) in series.iter().enumerate() {
                         @let y = 4 + i as i64 * LEGEND_LINE;
-                        rect x=(LABEL_WIDTH) y=(y) width="14" height="14" fill=(s.colour) {}
-                        text x=(LABEL_WIDTH + 20) y=(y + 12) { (s.name) }
+                        rect x="0" y=(y) width="14" height="14" fill=(s.colour) {}
+                        text x="20" y=(y + 12) { (s.name) }
                     }
-                    line.axis x1=(LABEL_WIDTH) x2=(LABEL_WIDTH) y1=(legend) y2=(height - ROW_GAP / 2) {}
-                    @for (row, (label, values)) in rows.iter().enumerate() {
-                        @let top = legend + row as i64 * group_height + ROW_GAP / 2;
-                        text x=(LABEL_WIDTH - 8) y=(top + BAR_HEIGHT * series.len() as i64 / 2 + 4) text-anchor="end" { (fit(label)) }
-                        @for (i, (s, value)) in series.iter().zip(values).enumerate() {
-                            @let y = top + i as i64 * BAR_HEIGHT;
+                    @for (top, lines, values) in &groups {
+                        @for (n, line) in lines.iter().enumerate() {
+                            text.chart__label x="0" y=(top + LABEL_LINE * (n as i64 + 1) - 4) { (line) }
+                        }
+                        @let bars_top = top + LABEL_LINE * lines.len() as i64;
+                        @for (i, (s, value)) in series.iter().zip(values.iter()).enumerate() {
+                            @let y = bars_top + i as i64 * BAR_HEIGHT;
                             @let length = (*value * plot / max).max(if *value > 0 { 1 } else { 0 });
-                            rect x=(LABEL_WIDTH) y=(y + 1) width=(length) height=(BAR_HEIGHT - 2) fill=(s.colour) {}
-                            text x=(LABEL_WIDTH + length + 6) y=(y + BAR_HEIGHT - 4) { (format::number(*value)) }
+                            rect x="0" y=(y + 1) width=(length) height=(BAR_HEIGHT - 2) fill=(s.colour) {}
+                            text x=(length + 6) y=(y + BAR_HEIGHT - 3) { (format::number(*value)) }
                         }
                     }
                 }
@@ -135,7 +169,7 @@ mod tests {
             ),
         ];
         let svg = bars("t", "Titre", &[&ISSUED, &REDEEMED], &rows).into_string();
-        let plot = WIDTH - LABEL_WIDTH - VALUE_WIDTH;
+        let plot = WIDTH - VALUE_WIDTH;
         assert!(
             svg.contains(&format!("width=\"{plot}\"")),
             "the largest bar fills the plot"
@@ -146,15 +180,25 @@ mod tests {
         );
         assert!(svg.contains("width=\"0\""), "nothing drawn for 0");
         assert!(
-            svg.contains("Une organisation au nom v…"),
-            "long labels cut"
-        );
-        assert!(
-            svg.contains("Une organisation au nom vraiment très long"),
-            "whole in the table"
+            svg.contains(">Une organisation au nom vraiment très long</text>"),
+            "a long label is drawn whole, above its bars"
         );
         assert!(svg.contains("Strasbourg : coupons émis 10, coupons utilisés 5"));
         assert!(svg.contains("role=\"img\""));
+    }
+
+    #[test]
+    fn labels_wrap_on_two_lines_and_only_longer_ones_are_cut() {
+        let two = "Centre communal d'action sociale de la Communauté européenne d'Alsace";
+        let lines = label_lines(two);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines.join(" "), two);
+        assert!(lines.iter().all(|l| l.chars().count() <= LABEL_CHARS));
+        let long = "mot ".repeat(40);
+        let lines = label_lines(&long);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].ends_with('…'));
+        assert_eq!(label_lines("Strasbourg"), ["Strasbourg"]);
     }
 
     #[test]

@@ -15,6 +15,14 @@ use super::session::Session;
 use crate::http::problem::{ApiError, ProblemType};
 use crate::http::text;
 
+/// One message for every e-mail address a form refuses, whatever the form.
+pub const EMAIL_INVALID: &str = "Cette adresse e-mail n'est pas valide (exemple : nom@exemple.fr).";
+
+/// One message for every required field left empty: "Saisissez {what} : ce champ est obligatoire."
+pub fn required(what: &str) -> String {
+    format!("Saisissez {what} : ce champ est obligatoire.")
+}
+
 /// The name of the hidden field holding the token.
 pub const CSRF_FIELD: &str = "csrf_token";
 

@@ -24,7 +24,7 @@ use crate::domain::programs::{self, NewAllocation, NewProgram, Program, ProgramR
 use crate::domain::redemptions::ConflictKind;
 use crate::domain::statements::payments::{self, PaymentRequest};
 use crate::domain::statements::{self, Summary, VenueStatus};
-use crate::domain::{stats, themes};
+use crate::domain::{paris, stats, themes};
 use crate::http::problem::ApiError;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -79,26 +79,79 @@ fn status_of(program: &Program) -> Markup {
     }
 }
 
-/// The money of a programme, each figure with its meaning.
-fn money(program: &Program) -> Markup {
+/// The time zones of the French territories the communes data covers, named
+/// as their people say them; the domain still checks what is posted.
+const FRENCH_TIME_ZONES: &[(&str, &str)] = &[
+    (
+        "Europe/Paris",
+        "France métropolitaine et Corse (Europe/Paris)",
+    ),
+    ("America/Guadeloupe", "Guadeloupe (America/Guadeloupe)"),
+    ("America/Martinique", "Martinique (America/Martinique)"),
+    ("America/Cayenne", "Guyane (America/Cayenne)"),
+    ("Indian/Reunion", "La Réunion (Indian/Reunion)"),
+    ("Indian/Mayotte", "Mayotte (Indian/Mayotte)"),
+    (
+        "America/Miquelon",
+        "Saint-Pierre-et-Miquelon (America/Miquelon)",
+    ),
+];
+
+/// "La Réunion (Indian/Reunion)", or the name itself for a zone of no French territory.
+fn time_zone_label(tz: &str) -> &str {
+    FRENCH_TIME_ZONES
+        .iter()
+        .find(|(name, _)| *name == tz)
+        .map_or(tz, |(_, label)| label)
+}
+
+fn time_zone_choices() -> Vec<(String, String)> {
+    FRENCH_TIME_ZONES
+        .iter()
+        .map(|(tz, label)| ((*tz).to_owned(), (*label).to_owned()))
+        .collect()
+}
+
+/// The money of a programme, each figure with its meaning. `usage_rate` is
+/// the usage page's (`stats`): one definition everywhere.
+fn money(program: &Program, usage_rate: f64) -> Markup {
     html! {
         dl.figures {
             div.figure { dt { "Budget" } dd { (format::euros(program.budget_cents)) } }
             div.figure { dt { "Alloué aux prescripteurs" } dd { (format::euros(program.allocated_cents)) } }
+            div.figure { dt { "Reste à allouer" } dd { (format::euros(program.budget_cents - program.allocated_cents)) } }
             div.figure { dt { "Engagé (coupons émis)" } dd { (format::euros(program.committed_cents)) } }
             div.figure { dt { "Consommé (ateliers)" } dd { (format::euros(program.redeemed_cents)) } }
-            div.figure {
-                dt { "Taux d'utilisation" }
-                dd { (format::percent(format::share(program.redeemed_cents, program.committed_cents))) }
-            }
+            div.figure { dt { "Taux d'utilisation" } dd { (format::percent(usage_rate)) } }
+        }
+        (definitions())
+    }
+}
+
+/// What "Consommé" and "Taux d'utilisation" mean, said wherever they are shown.
+fn definitions() -> Markup {
+    html! {
+        p.muted.definitions {
+            strong { "Consommé" } " : la valeur des ateliers enregistrés, ni annulés par le lieu ni contestés par vous, payés ou à payer (un conflit que vous avez payé compte deux fois). "
+            strong { "Taux d'utilisation" } " : la part des coupons émis qui ont servi à un atelier, contesté ou non (un coupon remplacé compte une fois)."
         }
     }
+}
+
+/// The usage rate of a programme, as its usage page counts it.
+async fn usage_rate(conn: &mut AsyncPgConnection, row: &ProgramRow) -> Result<f64, PageError> {
+    Ok(stats::of_program(conn, row).await?.usage_rate)
 }
 
 pub async fn home(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
     let funder = session.require(Role::Funder)?;
     let mut conn = state.pool.get().await?;
     let programs = programs::list(&mut conn, Role::Funder, funder.organisation.id, 0, 200).await?;
+    let mut rates = Vec::with_capacity(programs.len());
+    for p in &programs {
+        let row = programs::find_own(&mut conn, p.id, funder.organisation.id).await?;
+        rates.push(usage_rate(&mut conn, &row).await?);
+    }
     let content = html! {
         h1 { "Programmes" }
         div.actions {
@@ -120,14 +173,14 @@ pub async fn home(state: web::Data<AppState>, session: Session) -> Result<HttpRe
                         th scope="col" class="num" { "Utilisation" }
                     } }
                     tbody {
-                        @for p in &programs {
+                        @for (p, rate) in programs.iter().zip(&rates) {
                             tr {
                                 th scope="row" { a href=(program_url(p.id)) { (p.name) } }
                                 td { (status_of(p)) }
                                 td.num { (format::euros(p.budget_cents)) }
                                 td.num { (format::euros(p.committed_cents)) }
                                 td.num { (format::euros(p.redeemed_cents)) }
-                                td.num { (format::percent(format::share(p.redeemed_cents, p.committed_cents))) }
+                                td.num { (format::percent(*rate)) }
                             }
                         }
                     }
@@ -242,7 +295,7 @@ fn program_form_page(session: &Session, form: &ProgramForm, errors: &FormErrors)
             (Input::text("issue_until", "Émission possible jusqu'au", &form.issue_until).kind("date").hint("Dernier jour inclus où un carnet peut être émis.").render(errors))
             (Input::text("validity_days", "Durée de validité d'un coupon (jours)", &form.validity_days).numeric("[0-9]*").hint("Comptée à partir du jour d'émission, par exemple 365.").render(errors))
             (Input::text("departements", "Territoire : départements", &form.departements).hint("Codes séparés par des virgules, par exemple : 67, 68.").render(errors))
-            (Input::text("time_zone", "Fuseau horaire", &form.time_zone).optional().hint("Laissez vide pour Europe/Paris ; outre-mer, par exemple America/Cayenne.").render(errors))
+            (forms::select("time_zone", "Fuseau horaire du programme", &time_zone_choices(), if form.time_zone.trim().is_empty() { paris::DEFAULT_TIME_ZONE.name() } else { form.time_zone.trim() }, errors))
             button.button type="submit" { "Créer le programme" }
         }
     };
@@ -372,6 +425,8 @@ async fn program_page(
     let issuers = organisations::list(conn, Some(Role::Issuer), 0, 1000).await?;
     let statements =
         statements::list(conn, Role::Funder, session.organisation_id(), Some(row.id)).await?;
+    let rate = usage_rate(conn, &row).await?;
+    let preview = statements::preview(conn, &row, today).await?;
     let program = programs::present(conn, row).await?;
     let url = program_url(program.id);
     let open = program.closed_at.is_none();
@@ -385,7 +440,7 @@ async fn program_page(
         (notice(text))
         (errors.summary())
         p { (status_of(&program)) }
-        (money(&program))
+        (money(&program, rate))
         div.actions {
             a.button.button--secondary href={ (url) "/utilisation" } { "Voir l'utilisation en détail" }
             a.button.button--secondary href={ (url) "/facturation" } { "Facturation (Chorus Pro)" }
@@ -395,6 +450,7 @@ async fn program_page(
             dt { "Territoire" } dd { "Départements " (program.territory.departements.join(", ")) }
             dt { "Émission jusqu'au" } dd { (format::date(program.issue_until)) " inclus" }
             dt { "Validité d'un coupon" } dd { (program.voucher_validity_days) " jours" }
+            dt { "Fuseau horaire" } dd { (time_zone_label(&program.time_zone)) }
             @if let Some(at) = program.closed_at {
                 dt { "Clos le" } dd { (format::instant(at, tz)) }
             }
@@ -444,6 +500,37 @@ async fn program_page(
                 p.muted { "Aucun relevé pour l'instant." }
             } @else {
                 (statement_table(&statements))
+            }
+            @if open || !preview.is_empty() {
+                h3 { "Prochain relevé, s'il était clos aujourd'hui" }
+                @if preview.is_empty() {
+                    p.muted { "Aucun atelier à payer pour l'instant." }
+                } @else {
+                    div.table-wrap tabindex="0" role="region" aria-labelledby="apercu-legende" {
+                        table {
+                            caption #apercu-legende { "Aperçu du prochain relevé, par lieu (rien n'est encore clos)" }
+                            thead { tr {
+                                th scope="col" { "Lieu" }
+                                th scope="col" class="num" { "Lignes" }
+                                th scope="col" class="num" { "Montant" }
+                            } }
+                            tbody {
+                                @for v in &preview {
+                                    tr {
+                                        th scope="row" { (v.venue_name) }
+                                        td.num { (format::number(v.count as i64)) }
+                                        td.num { (format::euros(v.total_cents)) }
+                                    }
+                                }
+                            }
+                            tfoot { tr {
+                                th scope="row" { "Total" }
+                                td.num { (format::number(preview.iter().map(|v| v.count as i64).sum())) }
+                                td.num { (format::euros(preview.iter().map(|v| v.total_cents).sum())) }
+                            } }
+                        }
+                    }
+                }
             }
             h3 { "Clore une période" }
             form.form method="post" action={ (url) "/releves" } novalidate {
@@ -791,7 +878,7 @@ async fn statement_page(
                 @let empty = FormErrors::default();
                 @let errs = if mine { errors } else { &empty };
                 section.card aria-labelledby={ (prefix) "-titre" } {
-                    h3 #{ (prefix) "-titre" } { "Enregistrer le paiement de " (v.venue_name) }
+                    h3 #{ (prefix) "-titre" } { "Enregistrer le paiement : " (v.venue_name) }
                     p { "Montant dû : " strong { (format::euros(v.total_cents)) } "." }
                     @if mine { (errors.summary()) }
                     form.form method="post" action={ (url) "/paiements" } novalidate {
@@ -901,6 +988,7 @@ pub async fn usage(
     let mut conn = state.pool.get().await?;
     let row = programs::find_own(&mut conn, *id, funder.organisation.id).await?;
     let usage = stats::of_program(&mut conn, &row).await?;
+    let program = programs::present(&mut conn, row.clone()).await?;
     let v = &usage.vouchers;
     let figure = |label: &str, f: &stats::Figure| {
         html! {
@@ -964,7 +1052,9 @@ pub async fn usage(
             (figure("En circulation", &v.outstanding))
             (figure("Expirés sans servir", &v.expired))
             (figure("Révoqués", &v.revoked))
+            div.figure { dt { "Consommé (ateliers)" } dd { (format::euros(program.redeemed_cents)) } }
         }
+        (definitions())
         (charts::bars("mois", "Coupons émis et utilisés par mois", &[&ISSUED, &REDEEMED], &months))
         (charts::bars("prescripteurs", "Par prescripteur", &[&ISSUED, &REDEEMED, &OUTSTANDING], &issuers))
         (charts::bars("lieux", "Ateliers par lieu", &[&REDEEMED], &venues))

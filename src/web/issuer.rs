@@ -13,9 +13,13 @@ use super::forms::{self, blank_to_none, FormErrors, Input, Posted};
 use super::layout;
 use super::session::Session;
 use crate::auth::Role;
-use crate::domain::books::{self, Beneficiary, Book, BookRow, NewBook, VoucherStatus};
+use crate::domain::books::{
+    self, Beneficiary, BeneficiaryProblem, Book, BookRow, NewBook, ReferenceFilter, VoucherStatus,
+};
+use crate::domain::carnet;
 use crate::domain::printing;
 use crate::domain::programs::{self, Program};
+use crate::geo::GeoError;
 use crate::http::problem::ProblemType;
 use crate::keys::Purpose;
 use crate::state::AppState;
@@ -29,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/carnets/{id}/pdf").get(pdf))
         .service(web::resource("/carnets/{id}/envoyer").post(send))
         .service(web::resource("/carnets/{id}/revoquer").post(revoke))
-        .service(web::resource("/carnets/{id}/remplacer").post(replace));
+        .service(web::resource("/carnets/{id}/remplacer").post(replace))
+        .service(web::resource("/carnets/{id}/lien").post(renew_link));
 }
 
 fn book_url(id: i64) -> String {
@@ -55,7 +60,9 @@ pub async fn home(
     let rows = books::list_newest(
         &mut conn,
         issuer.organisation.id,
-        reference.as_deref(),
+        reference
+            .as_deref()
+            .map_or(ReferenceFilter::Any, ReferenceFilter::Containing),
         query.avant,
         PAGE_SIZE + 1,
     )
@@ -98,7 +105,7 @@ pub async fn home(
         form.inline-form method="get" action="/prescripteur/" role="search" aria-label="Rechercher un carnet" {
             (Input::text("reference", "Référence du bénéficiaire", reference.as_deref().unwrap_or_default())
                 .optional()
-                .hint("Votre numéro de dossier, tel que saisi à l'émission.")
+                .hint("Tout ou partie de votre numéro de dossier, en majuscules ou en minuscules.")
                 .render(&FormErrors::default()))
             button.button.button--secondary type="submit" { "Rechercher" }
             @if reference.is_some() {
@@ -107,14 +114,14 @@ pub async fn home(
         }
         @if shown.is_empty() {
             p.muted {
-                @if reference.is_some() { "Aucun carnet n'a cette référence." }
+                @if let Some(r) = &reference { "Aucun carnet n'a de référence contenant « " (r) " »." }
                 @else { "Aucun carnet n'a encore été émis." }
             }
         } @else {
             div.table-wrap tabindex="0" role="region" aria-labelledby="carnets-titre" {
                 table {
                     caption #carnets-titre {
-                        @if let Some(r) = &reference { "Carnets de la référence « " (r) " »" }
+                        @if let Some(r) = &reference { "Carnets dont la référence contient « " (r) " »" }
                         @else { "Carnets, du plus récent au plus ancien" }
                     }
                     thead { tr {
@@ -208,7 +215,7 @@ const ISSUE_FIELDS: &[(&str, &str, &str)] = &[
     ("beneficiary.reference", "reference", "Saisissez votre numéro de dossier (1 à 64 caractères), jamais le nom de la personne."),
     ("beneficiary.postcode", "postcode", "Ce code postal est inconnu, ou hors du territoire du programme."),
     ("beneficiary.commune_code", "commune_code", "Ce code postal couvre plusieurs communes : saisissez le code INSEE de la commune (5 caractères)."),
-    ("beneficiary.email", "email", "Cette adresse e-mail n'est pas valide."),
+    ("beneficiary.email", "email", forms::EMAIL_INVALID),
 ];
 
 pub async fn new_book(
@@ -299,30 +306,56 @@ pub async fn issue(
 ) -> Result<HttpResponse, PageError> {
     let Posted { session, form } = posted;
     let issuer = session.require(Role::Issuer)?;
+    let mut conn = state.pool.get().await?;
+    // Every mistake at once, each in its own words, before the domain is asked.
     let mut errors = FormErrors::default();
-    let program_id = form.program_id.trim().parse::<i32>().ok();
-    let size = form.size.trim().parse::<i64>().ok();
-    if program_id.is_none() {
+    let program = match form.program_id.trim().parse::<i32>() {
+        Ok(id) => programs::find_visible(&mut conn, id, Role::Issuer, issuer.organisation.id)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    if program.is_none() {
         errors.add("program_id", ISSUE_FIELDS[0].2);
     }
+    let size = form
+        .size
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| *s == 5 || *s == 10);
     if size.is_none() {
         errors.add("size", ISSUE_FIELDS[1].2);
     }
-    let (Some(program_id), Some(size)) = (program_id, size) else {
+    let beneficiary = Beneficiary {
+        reference: form.reference.clone(),
+        postcode: form.postcode.trim().to_owned(),
+        commune_code: blank_to_none(&form.commune_code),
+        email: blank_to_none(&form.email),
+    };
+    let territory = program.as_ref().map(|p| p.territory.clone());
+    if let Err(problems) =
+        books::check_beneficiary(&beneficiary, territory.as_deref().unwrap_or(&[]))
+    {
+        for problem in &problems {
+            // Without a programme there is no territory to be outside of.
+            if program.is_none() && matches!(problem, BeneficiaryProblem::OutsideTerritory { .. }) {
+                continue;
+            }
+            let (field, message) = in_french(problem);
+            errors.add(field, message);
+        }
+    }
+    let (Some(program), Some(size), true) = (program, size, errors.is_empty()) else {
+        drop(conn);
         return issue_page(&state, &session, &form, &errors).await;
     };
     let new = NewBook {
-        program_id,
+        program_id: program.id,
         size,
-        beneficiary: Beneficiary {
-            reference: form.reference.clone(),
-            postcode: form.postcode.trim().to_owned(),
-            commune_code: blank_to_none(&form.commune_code),
-            email: blank_to_none(&form.email),
-        },
+        beneficiary,
     };
     let signer = state.keys.signer(Purpose::Voucher).await?;
-    let mut conn = state.pool.get().await?;
     match books::issue(&mut conn, issuer, signer, new, &state.config.public_url).await {
         Ok(book) => {
             tracing::info!(
@@ -338,8 +371,68 @@ pub async fn issue(
         }
         Err(e) => {
             let errors = FormErrors::from_refusal(e, ISSUE_FIELDS)?;
+            drop(conn);
             issue_page(&state, &session, &form, &errors).await
         }
+    }
+}
+
+/// What the issuing form says of a problem with the beneficiary, and the field it is tied to.
+fn in_french(problem: &BeneficiaryProblem) -> (&'static str, String) {
+    match problem {
+        BeneficiaryProblem::ReferenceMissing => (
+            "reference",
+            forms::required("la référence du bénéficiaire (votre numéro de dossier)"),
+        ),
+        BeneficiaryProblem::ReferenceTooLong => (
+            "reference",
+            "La référence du bénéficiaire a au plus 64 caractères.".into(),
+        ),
+        BeneficiaryProblem::PostcodeMissing => (
+            "postcode",
+            forms::required("le code postal du bénéficiaire"),
+        ),
+        BeneficiaryProblem::Place(GeoError::MalformedPostcode { .. }) => (
+            "postcode",
+            "Le code postal s'écrit avec 5 chiffres, par exemple 67100.".into(),
+        ),
+        BeneficiaryProblem::Place(GeoError::UnknownPostcode { postcode }) => (
+            "postcode",
+            format!("Aucune commune n'a le code postal {postcode} : vérifiez-le."),
+        ),
+        BeneficiaryProblem::Place(GeoError::UnknownCommune { .. }) => (
+            "commune_code",
+            "Ce code INSEE ne désigne aucune commune actuelle : vérifiez-le (5 caractères, par exemple 68066).".into(),
+        ),
+        BeneficiaryProblem::Place(GeoError::PostcodeNotOfCommune { postcode, name, .. }) => (
+            "postcode",
+            format!("{postcode} n'est pas un code postal de la commune {name} : vérifiez le code postal ou le code INSEE."),
+        ),
+        BeneficiaryProblem::Place(GeoError::AmbiguousPostcode { postcode, departements }) => {
+            let list: Vec<&str> = departements.iter().map(|d| d.as_str()).collect();
+            (
+                "commune_code",
+                format!(
+                    "Le code postal {postcode} couvre des communes de plusieurs départements ({}) : saisissez le code INSEE de la commune.",
+                    list.join(", ")
+                ),
+            )
+        }
+        BeneficiaryProblem::Place(GeoError::UnknownDepartement { .. }) => (
+            "postcode",
+            "Ce code postal ne correspond à aucun département.".into(),
+        ),
+        BeneficiaryProblem::OutsideTerritory {
+            departement,
+            territory,
+        } => (
+            "postcode",
+            format!(
+                "Ce code postal est dans le département {departement}, hors du territoire du programme ({}).",
+                territory.join(", ")
+            ),
+        ),
+        BeneficiaryProblem::EmailInvalid => ("email", forms::EMAIL_INVALID.into()),
     }
 }
 
@@ -354,6 +447,8 @@ struct BookForms<'a> {
     email: &'a str,
     revoke_reason: &'a str,
     replace_reason: &'a str,
+    /// The revocation asked for, awaiting its confirmation.
+    confirm_revoke: bool,
 }
 
 pub async fn book(
@@ -368,9 +463,8 @@ pub async fn book(
     let notice = match query.fait.as_deref() {
         Some("emis") => Some("Le carnet est émis. Imprimez-le ou envoyez-le par e-mail."),
         Some("envoye") => Some("Le carnet a été envoyé par e-mail. L'adresse a été effacée."),
-        Some("revoque") => {
-            Some("Le carnet est révoqué : ses coupons non utilisés ne sont plus acceptés.")
-        }
+        // The revocation box says it all (when, why): no second banner.
+        Some("revoque") => None,
         Some("remplace") => Some("Voici le carnet de remplacement. L'ancien carnet est révoqué."),
         _ => None,
     };
@@ -403,7 +497,10 @@ async fn book_page(
     )
     .await?;
     let tz = program.tz();
+    let live_links = carnet::live_links(conn, row.id).await?;
     let b = books::present(conn, row, &state.config.public_url, true).await?;
+    let sent = printing::sent_at(conn, b.id).await?;
+    let unused = i64::from(b.size) - b.used;
     let title = format!("Carnet n° {}", b.id);
     let url = book_url(b.id);
     let usable = b.revoked_at.is_none();
@@ -415,7 +512,8 @@ async fn book_page(
         }
         (errors.summary())
         @if let Some(at) = b.revoked_at {
-            div.alert.alert--warning {
+            div.alert.alert--warning role="status" {
+                h2.alert__title { "Carnet révoqué" }
                 p {
                     "Révoqué le " (format::instant(at, tz))
                     @if let Some(reason) = &b.revoked_reason { " : « " (reason) " »" }
@@ -436,6 +534,16 @@ async fn book_page(
             dt { "Émis le" } dd { (format::date(b.issued_on)) }
             dt { "Valable jusqu'au" } dd { (format::date(b.expires_on)) " inclus" }
             dt { "Coupons utilisés" } dd { (b.used) " sur " (b.size) }
+            dt { "Envoi par e-mail" }
+            dd {
+                @if sent.is_empty() { "Pas encore envoyé" }
+                @else {
+                    @for (i, at) in sent.iter().enumerate() {
+                        @if i > 0 { br; }
+                        "Envoyé le " (format::instant(*at, tz))
+                    }
+                }
+            }
         }
         @if usable {
             div.actions {
@@ -456,6 +564,7 @@ async fn book_page(
                 }
             }
         }
+        @if usable { (page_link_section(session, &url, live_links)) }
         @if let Some(vouchers) = &b.vouchers {
             h2 { "Coupons" }
             div.table-wrap tabindex="0" role="region" aria-labelledby="coupons-titre" {
@@ -490,12 +599,31 @@ async fn book_page(
                         .hint("Par exemple : carnet perdu.").render(errors))
                     button.button type="submit" { "Remplacer le carnet" }
                 }
-                @if usable {
+                @if usable && forms.confirm_revoke {
+                    div.alert.alert--warning.alert--confirm #confirmer-revocation role="alert" tabindex="-1" autofocus {
+                        h3.alert__title { "Révoquer le carnet n° " (b.id) " ?" }
+                        p {
+                            @if unused == 1 { "Son coupon non utilisé ne sera plus accepté" }
+                            @else { "Ses " (unused) " coupons non utilisés ne seront plus acceptés" }
+                            ", et aucun carnet ne les remplacera. Cela ne peut pas être défait."
+                        }
+                        p { "Motif : « " (forms.revoke_reason.trim()) " »" }
+                        form method="post" action={ (url) "/revoquer" } {
+                            (forms::csrf_field(session))
+                            input type="hidden" name="revoke_reason" value=(forms.revoke_reason);
+                            input type="hidden" name="confirm" value="oui";
+                            div.actions {
+                                button.button.button--danger type="submit" { "Oui, révoquer le carnet" }
+                                a.button.button--secondary href=(url) { "Non, garder le carnet" }
+                            }
+                        }
+                    }
+                } @else if usable {
                     p { "Révoquer seulement : les coupons non utilisés ne seront plus acceptés, et aucun carnet ne les remplace." }
                     form.form method="post" action={ (url) "/revoquer" } novalidate {
                         (forms::csrf_field(session))
                         (Input::text("revoke_reason", "Motif de la révocation", forms.revoke_reason)
-                            .hint("Par exemple : carnet remis par erreur.").render(errors))
+                            .hint("Par exemple : carnet remis par erreur. Une confirmation vous sera demandée.").render(errors))
                         button.button.button--danger type="submit" { "Révoquer le carnet" }
                     }
                 }
@@ -527,7 +655,14 @@ pub async fn pdf(
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
-    let rendered = printing::render_book(&mut conn, &row, &state.config.privacy_contact).await?;
+    let rendered = printing::print_book(
+        &mut conn,
+        &row,
+        issuer.user.id,
+        &state.config.privacy_contact,
+        &state.config.public_url,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -560,6 +695,7 @@ pub async fn send(
         issuer.user.id,
         blank_to_none(&form.email),
         &state.config.privacy_contact,
+        &state.config.public_url,
     )
     .await;
     let errors = match outcome {
@@ -569,10 +705,14 @@ pub async fn send(
             "L'e-mail n'a pas pu être envoyé (serveur de messagerie indisponible). Le carnet reste émis : réessayez plus tard, ou imprimez-le.",
             e.kind,
         ),
-        Err(e) => FormErrors::from_refusal(
-            e,
-            &[("email", "email", "Saisissez une adresse e-mail valide.")],
-        )?,
+        Err(e) => {
+            let message = if form.email.trim().is_empty() {
+                forms::required("l'adresse e-mail du bénéficiaire")
+            } else {
+                forms::EMAIL_INVALID.to_owned()
+            };
+            FormErrors::from_refusal(e, &[("email", "email", message.as_str())])?
+        }
     };
     let forms = BookForms {
         email: &form.email,
@@ -585,6 +725,9 @@ pub async fn send(
 pub struct RevokeForm {
     #[serde(default)]
     revoke_reason: String,
+    /// "oui" once the user confirmed; without it the page asks.
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn revoke(
@@ -596,6 +739,25 @@ pub async fn revoke(
     let issuer = session.require(Role::Issuer)?;
     let mut conn = state.pool.get().await?;
     let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let reason_given = !form.revoke_reason.trim().is_empty();
+    if reason_given && form.confirm != "oui" && row.revoked_at.is_none() {
+        // Nothing is revoked yet: the page asks first, the reason kept.
+        let forms = BookForms {
+            revoke_reason: &form.revoke_reason,
+            confirm_revoke: true,
+            ..BookForms::default()
+        };
+        return book_page(
+            &state,
+            &mut conn,
+            &session,
+            row,
+            None,
+            &forms,
+            &FormErrors::default(),
+        )
+        .await;
+    }
     match books::revoke(&mut conn, &row, &form.revoke_reason).await {
         Ok(()) => Ok(layout::see_other(&format!(
             "{}?fait=revoque",
@@ -668,4 +830,60 @@ pub async fn replace(
             book_page(&state, &mut conn, &session, row, None, &forms, &errors).await
         }
     }
+}
+
+/// The beneficiary's own page: how many links lead to it, and renewing them
+/// (a lost phone, a shared e-mail).
+fn page_link_section(session: &Session, url: &str, live_links: i64) -> Markup {
+    html! {
+        section aria-labelledby="lien-titre" {
+            h2 #lien-titre { "Page personnelle du bénéficiaire" }
+            p {
+                "Le carnet imprimé et l'e-mail donnent un lien secret vers une page où le bénéficiaire voit ses coupons sur son téléphone. "
+                @if live_links == 0 {
+                    "Aucun lien ne mène à cette page pour l'instant."
+                } @else {
+                    (live_links) " " (if live_links > 1 { "liens mènent" } else { "lien mène" }) " à cette page."
+                }
+            }
+            p { "Renouveler le lien arrête tous les anciens liens (téléphone perdu, e-mail partagé). Imprimez ou envoyez ensuite le carnet à nouveau." }
+            form.form method="post" action={ (url) "/lien" } {
+                (forms::csrf_field(session))
+                button.button.button--secondary type="submit" { "Renouveler le lien" }
+            }
+        }
+    }
+}
+
+/// Renews the links to the beneficiary's page; the new one is shown once,
+/// on this answer (never in an address, so never in a history or a log).
+pub async fn renew_link(
+    state: web::Data<AppState>,
+    posted: Posted<forms::NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let Posted { session, .. } = posted;
+    let issuer = session.require(Role::Issuer)?;
+    let mut conn = state.pool.get().await?;
+    let row = books::find_own(&mut conn, *id, issuer.organisation.id).await?;
+    let (secret, killed) = carnet::renew(&mut conn, &row, issuer.user.id).await?;
+    let notice = format!(
+        "Nouveau lien : {} — {}. Donnez-le au bénéficiaire, ou imprimez ou envoyez le carnet à nouveau.",
+        carnet::page_url(&state.config.public_url, &secret),
+        match killed {
+            0 => "aucun ancien lien n'existait".to_owned(),
+            1 => "l'ancien lien ne marche plus".to_owned(),
+            n => format!("les {n} anciens liens ne marchent plus"),
+        }
+    );
+    book_page(
+        &state,
+        &mut conn,
+        &session,
+        row,
+        Some(&notice),
+        &BookForms::default(),
+        &FormErrors::default(),
+    )
+    .await
 }

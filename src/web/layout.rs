@@ -43,6 +43,7 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Operator => &[
             ("/operateur/", "Organisations"),
             ("/operateur/cles", "Clés de signature"),
+            ("/operateur/imports", "Imports des lieux"),
         ],
         Role::Venue => &[
             ("/lieu/", "Scanner un coupon"),
@@ -50,6 +51,7 @@ fn menu_of(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/lieu/releves", "Relevés"),
             ("/lieu/facturation", "Facturation"),
             ("/lieu/appareils", "Appareils"),
+            ("/lieu/mon-lieu", "Mon lieu"),
         ],
     }
 }
@@ -142,8 +144,13 @@ pub fn page_with_head(
                 footer.site-footer {
                     div.container {
                         p {
-                            (SERVICE_NAME) " : des ateliers numériques financés, pour celles et ceux qui en ont besoin. "
-                            a href="/api/docs/" { "API" }
+                            (SERVICE_NAME) " : des ateliers numériques financés, pour celles et ceux qui en ont besoin."
+                        }
+                        ul.site-footer__links aria-label="Informations sur le service" {
+                            @for (href, label) in super::legal::FOOTER_LINKS {
+                                li { a href=(href) { (label) } }
+                            }
+                            li { a href="/api/docs/" { "API" } }
                         }
                     }
                 }

@@ -2,14 +2,18 @@
 //! module; every page calls the same domain functions as the API.
 
 pub mod assets;
+pub mod carnet;
 pub mod charts;
+pub mod directory;
 pub mod errors;
 pub mod format;
 pub mod forms;
 pub mod funder;
 pub mod invoicing;
 pub mod issuer;
+pub mod journal;
 pub mod layout;
+pub mod legal;
 pub mod login;
 pub mod operator;
 pub mod session;
@@ -28,11 +32,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(login::submit),
         )
         .service(web::resource("/deconnexion").post(login::logout))
+        .service(web::resource("/journal").get(journal::page))
+        .configure(legal::routes)
         .service(web::resource("/static/{path:.*}").get(assets::serve))
+        .configure(carnet::routes)
         .service(pages("/prescripteur").configure(issuer::routes))
         .service(pages("/financeur").configure(funder::routes))
-        .service(pages("/operateur").configure(operator::routes))
-        .service(pages("/lieu").configure(venue::routes));
+        .service(
+            pages("/operateur")
+                .configure(operator::routes)
+                .configure(directory::operator_routes),
+        )
+        .service(
+            pages("/lieu")
+                .configure(venue::routes)
+                .configure(directory::venue_routes),
+        );
 }
 
 /// A scope of pages: a path that names no object of the user's answers the

@@ -569,7 +569,7 @@ pub async fn create_user(
             let mut errors = FormErrors::from_refusal(
                 e,
                 &[
-                    ("email", "email", "Saisissez une adresse e-mail valide."),
+                    ("email", "email", forms::EMAIL_INVALID),
                     (
                         "password",
                         "password",
@@ -615,6 +615,7 @@ fn purpose_label(purpose: Purpose) -> &'static str {
         Purpose::Voucher => "Coupons",
         Purpose::Statement => "Relevés",
         Purpose::Login => "Connexions",
+        Purpose::Log => "Journal public",
     }
 }
 

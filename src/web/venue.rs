@@ -19,7 +19,7 @@ use super::layout;
 use super::session::Session;
 use crate::auth::Role;
 use crate::domain::devices::{self, NewDevice};
-use crate::domain::redemptions::{self, Redemption};
+use crate::domain::redemptions::{self, Redemption, RedemptionFacts};
 use crate::domain::{invoices, paris, statements, themes};
 use crate::state::AppState;
 
@@ -49,6 +49,7 @@ const SCAN_ASSETS: &[&str] = &[
     "scan/store.js",
     "scan/verify.js",
     "scan/voucher.js",
+    "scan/witness.js",
     "scan/manifest.webmanifest",
     "scan/icon.svg",
     "scan/icon-192.png",
@@ -116,6 +117,8 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
             }
             section #scanner hidden {
                 p #network.network role="status" { "Connexion…" }
+                p.network #log-status role="status" hidden {}
+                p.alert.alert--error #log-alarm role="alert" hidden {}
                 div.verdict #verdict hidden tabindex="-1" role="status" aria-live="assertive" {
                     p.verdict__title #verdict-title {}
                     p.verdict__detail #verdict-detail {}
@@ -137,6 +140,8 @@ pub async fn scan_page(session: Session) -> Result<HttpResponse, PageError> {
                         }
                     }
                     button.button #record type="submit" { "Enregistrer" }
+                    // Set well apart from "Enregistrer": a slip must not lose the workshop.
+                    button.button.button--secondary.workshop__skip #skip type="button" { "Abandonner ce coupon" }
                 }
                 button.button.button--secondary #next type="button" hidden { "Scanner un autre coupon" }
                 div.camera {
@@ -331,25 +336,34 @@ pub async fn redemption_list(
     query: forms::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     session.require(Role::Venue)?;
-    let notice = query
-        .annule
-        .map(|id| format!("L'atelier n° {id} est annulé : le coupon peut servir de nouveau."));
     redemptions_page(
         &state,
         &session,
         query.avant,
-        notice.as_deref(),
+        query.annule,
         None,
         StatusCode::OK,
     )
     .await
 }
 
+/// "coupon 4 / 10, code ABCD-EFGH-JKMN-PQ": the coupon as the scan page and
+/// the printed book name it, never the internal id.
+fn coupon_label(facts: Option<&RedemptionFacts>) -> String {
+    match facts {
+        Some(f) => format!(
+            "coupon {} / {}, code {}",
+            f.position, f.book_size, f.typed_code
+        ),
+        None => "coupon".into(),
+    }
+}
+
 async fn redemptions_page(
     state: &AppState,
     session: &Session,
     before: Option<i64>,
-    notice: Option<&str>,
+    cancelled: Option<i64>,
     error: Option<(i64, &str)>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
@@ -360,6 +374,17 @@ async fn redemptions_page(
             .await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     let rows = &rows[..rows.len().min(PAGE_SIZE as usize)];
+    // The coupon named in a notice may be on no page shown: its facts too.
+    let mut named = Vec::new();
+    for id in cancelled.into_iter().chain(error.map(|(id, _)| id)) {
+        if !rows.iter().any(|r| r.id == id) {
+            if let Ok(r) = redemptions::find_for_venue(&mut conn, id, venue.organisation.id).await {
+                named.push(r);
+            }
+        }
+    }
+    let all: Vec<Redemption> = rows.iter().chain(&named).cloned().collect();
+    let facts = redemptions::facts_of(&mut conn, &all).await?;
     let window = Duration::hours(state.config.cancel_window_hours);
     let now = Utc::now();
     let markup = venue_markup(
@@ -368,12 +393,14 @@ async fn redemptions_page(
         html! {
             h1 { "Ateliers enregistrés" }
             p.lead { "Les coupons scannés par votre lieu. Une erreur de saisie s'annule dans les " (window.num_hours()) " heures, tant que l'atelier ne figure sur aucun relevé clos." }
-            @if let Some(notice) = notice {
-                div.alert.alert--success role="status" { p { (notice) } }
+            @if let Some(id) = cancelled {
+                div.alert.alert--success role="status" {
+                    p { "L'atelier du " (coupon_label(facts.get(&id))) " est annulé : le coupon peut servir de nouveau." }
+                }
             }
             @if let Some((id, message)) = error {
                 div.alert.alert--error role="alert" tabindex="-1" #erreurs {
-                    h2.alert__title { "L'atelier n° " (id) " n'a pas été annulé" }
+                    h2.alert__title { "L'atelier du " (coupon_label(facts.get(&id))) " n'a pas été annulé" }
                     p { (message) }
                 }
             }
@@ -382,13 +409,17 @@ async fn redemptions_page(
             } @else {
                 ul.cards aria-label="Ateliers enregistrés, du plus récent au plus ancien" {
                     @for r in rows {
+                        @let f = facts.get(&r.id);
                         li.card {
                             h2.card__title { (theme_label(&r.theme)) }
+                            @if let Some(f) = f {
+                                p { "Coupon " strong { (f.position) " / " (f.book_size) } ", code " span.code { (f.typed_code) } }
+                            }
                             p.muted {
-                                "Atelier n° " (r.id) " du " (format::date(r.held_on)) ", " (duration(r.duration_minutes))
+                                "Atelier du " (format::date(r.held_on)) ", " (duration(r.duration_minutes))
                                 br; "enregistré le " (when(r.redeemed_at)) " · " (format::euros(r.face_value_cents))
                             }
-                            (state_cell(session, r, now <= redemptions::cancellable_until(r.redeemed_at, window)))
+                            (state_cell(session, r, f, window, now))
                         }
                     }
                 }
@@ -403,25 +434,42 @@ async fn redemptions_page(
     Ok(layout::respond(status, markup))
 }
 
-fn state_cell(session: &Session, r: &Redemption, within_window: bool) -> Markup {
+/// The redemption's state, and "Annuler" only while it may be cancelled;
+/// otherwise why not.
+fn state_cell(
+    session: &Session,
+    r: &Redemption,
+    facts: Option<&RedemptionFacts>,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Markup {
+    let until = redemptions::cancellable_until(r.redeemed_at, window);
+    let on_statement = facts.and_then(|f| f.statement_number);
+    let label = coupon_label(facts);
     html! {
         @if let Some(at) = r.cancelled_at {
             span.badge.badge--revoked { "Annulé le " (when(at)) }
         } @else if r.reversed_at.is_some() {
             span.badge.badge--revoked { "Contesté par le financeur" }
+        } @else if let Some(number) = on_statement {
+            p { span.badge.badge--valid { "Sur le relevé n° " (number) } }
+            p.muted { "Il figure sur un relevé clos : il ne s'annule plus. En cas d'erreur, prévenez le financeur, qui peut le contester." }
+        } @else if now > until {
+            p { span.badge.badge--valid { "Enregistré" } }
+            p.muted { "Le délai d'annulation (" (window.num_hours()) " heures) est passé depuis le " (when(until)) ". En cas d'erreur, prévenez le financeur." }
         } @else {
-            span.badge.badge--valid { "Enregistré" }
-            @if within_window {
-                details {
-                    summary { "Annuler" span.visually-hidden { " l'atelier n° " (r.id) } }
-                    form method="post" action={ "/lieu/ateliers/" (r.id) "/annuler" } {
-                        (forms::csrf_field(session))
-                        @let field = format!("motif-{}", r.id);
-                        div.field {
-                            label.field__label for=(field) { "Motif" }
-                            input.field__input id=(field) name="reason" type="text" required maxlength="500";
-                        }
-                        button.button.button--danger.button--small type="submit" { "Annuler l'atelier n° " (r.id) }
+            p { span.badge.badge--valid { "Enregistré" } " · annulable jusqu'au " (when(until)) }
+            details {
+                summary { "Annuler" span.visually-hidden { " l'atelier du " (label) } }
+                form method="post" action={ "/lieu/ateliers/" (r.id) "/annuler" } {
+                    (forms::csrf_field(session))
+                    @let field = format!("motif-{}", r.id);
+                    div.field {
+                        label.field__label for=(field) { "Motif" }
+                        input.field__input id=(field) name="reason" type="text" required maxlength="500";
+                    }
+                    button.button.button--danger.button--small type="submit" {
+                        "Annuler cet atelier" span.visually-hidden { " (" (label) ")" }
                     }
                 }
             }
@@ -501,7 +549,7 @@ pub async fn statement_list(
                         @let (program, funder) = names.get(&s.id).cloned().unwrap_or_default();
                         li.card {
                             h2.card__title { "Relevé n° " (s.number) }
-                            p.muted { "Programme « " (program) " », financé par " (funder) br; "du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
+                            p.muted { "Programme « " (program) " »" br; "Financeur : " (funder) br; "Période du " (format::date(s.period_start)) " au " (format::date(s.period_end)) }
                             p { strong { (s.total_count) " ligne" @if s.total_count > 1 { "s" } " · " (format::euros(s.total_cents)) } }
                             (payment_state(s))
                             ul.downloads {
@@ -526,7 +574,7 @@ pub async fn statement_list(
                         }
                     }
                 }
-                p.muted { "Pour vérifier un extrait : " span.code { "passnum statement verify releve.csv --kid CLÉ --signature SIGNATURE" } ", avec les clés publiées sur " a href="/.well-known/jwks.json" { "/.well-known/jwks.json" } "." }
+                p.muted { "Chaque extrait est signé par le service : le financeur, un comptable ou un contrôleur peut vérifier qu'il n'a pas été modifié, grâce à son empreinte et à sa signature, avec les clés publiées par le service." }
             }
         },
     ))

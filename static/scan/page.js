@@ -11,6 +11,7 @@ const REFUSALS = {
   "malformed-code": ["Code illisible", "Ce n'est pas un coupon du pass numérique, ou le code est mal lu."],
   "invalid-signature": ["Coupon refusé\u00a0: faux", "La signature ne correspond pas\u00a0: ce coupon n'a pas été émis par le pass numérique."],
   "unknown-key": ["Coupon refusé\u00a0: non reconnu", "Ce coupon est signé d'une clé inconnue ou retirée."],
+  "key-withdrawn": ["Coupon refusé\u00a0: clé retirée", "La clé qui a signé ce coupon a été retirée par l'opérateur."],
   "voucher-expired": ["Coupon expiré", "La date de validité de ce coupon est passée."],
   "voucher-revoked": ["Coupon annulé", "Le carnet de ce coupon a été annulé par le prescripteur."],
   "program-closed": ["Programme clôturé", "Le programme qui finance ce coupon est clos."],
@@ -53,17 +54,22 @@ function showVerdict(v) {
   box.hidden = false;
   box.className = `verdict ${v.ok ? "verdict--valid" : "verdict--refused"}`;
   if (v.ok) {
-    $("verdict-title").textContent = `Valide — atelier ${v.voucher.position} / ${v.voucher.bookSize}`;
+    $("verdict-title").textContent = v.keyUnknown
+      ? `À confirmer — atelier ${v.voucher.position} / ${v.voucher.bookSize}`
+      : `Valide — atelier ${v.voucher.position} / ${v.voucher.bookSize}`;
     $("verdict-detail").textContent = v.online
       ? "Renseignez l'atelier puis enregistrez."
-      : "Hors connexion\u00a0: vérifié sur le téléphone, il sera envoyé au retour du réseau.";
+      : v.keyUnknown
+        ? "Hors connexion\u00a0: ce coupon est signé d'une clé récente que le téléphone ne connaît pas encore. Enregistrez l'atelier\u00a0: le serveur le vérifiera au retour du réseau."
+        : "Hors connexion\u00a0: vérifié sur le téléphone, il sera envoyé au retour du réseau.";
   } else {
     const [title, detail] = refusal(v.problem);
     $("verdict-title").textContent = title;
-    $("verdict-detail").textContent = v.local && v.problem !== "already-redeemed" ? `${detail} Vérifié sur le téléphone.` : detail;
+    $("verdict-detail").textContent = v.local && v.problem !== "already-redeemed" ? `${detail} Vérifié sur le téléphone.` : detail + usedWhen(v);
   }
   $("workshop").hidden = !v.ok;
-  $("next").hidden = false;
+  // A valid coupon waits for "Enregistrer": leaving it takes a button of its own, set apart.
+  $("next").hidden = v.ok;
   if (v.ok) {
     // The server takes workshops held in the last 7 days.
     const today = scanner.today();
@@ -73,12 +79,19 @@ function showVerdict(v) {
   box.focus();
 }
 
+/** " Utilisé le 3 décembre à 14:05 par votre lieu." when the server said when. */
+function usedWhen(v) {
+  if (!v.redeemedAt) return "";
+  return ` Utilisé le ${dateTime(v.redeemedAt)}${v.redeemedHere ? " par votre lieu" : " dans un autre lieu"}.`;
+}
+
 function showRecorded(text, detail, ok, { focus = true } = {}) {
   const box = $("verdict");
   box.className = `verdict ${ok ? "verdict--valid" : "verdict--refused"}`;
   $("verdict-title").textContent = text;
   $("verdict-detail").textContent = detail;
   $("workshop").hidden = true;
+  $("next").hidden = false;
   if (focus) box.focus();
 }
 
@@ -116,7 +129,7 @@ async function onRecord(event) {
       shownNonce = done.nonce;
     } else {
       const [title, detail] = refusal(done.problem);
-      const when = done.body?.redeemed_at ? ` Utilisé le ${dateTime(done.body.redeemed_at)}.` : "";
+      const when = done.body?.redeemed_at ? usedWhen({ redeemedAt: done.body.redeemed_at, redeemedHere: "redemption_id" in done.body }) : "";
       showRecorded(title, detail + when, false);
     }
   } finally {
@@ -126,13 +139,14 @@ async function onRecord(event) {
   }
 }
 
-function next() {
+/** Ready for the next coupon; the typed code stays unless `clearTyped`. */
+function next({ clearTyped = true } = {}) {
   verdict = null;
   shownNonce = null;
   $("verdict").hidden = true;
   $("workshop").hidden = true;
   $("next").hidden = true;
-  $("typed-code").value = "";
+  if (clearTyped) $("typed-code").value = "";
 }
 
 async function showQueue() {
@@ -176,15 +190,28 @@ async function showNetwork(reached) {
   const syncedAt = await store.getSetting("syncedAt");
   const online = reached ?? navigator.onLine;
   $("network").className = `network ${online ? "network--online" : "network--offline"}`;
+  // Nothing can be sent without a network: no button that would do nothing.
+  $("send-now").hidden = !online;
   $("network").textContent = online
     ? `En ligne${syncedAt ? ` · listes à jour à ${time(syncedAt)}` : ""}`
     : `Hors connexion · les scans sont gardés sur le téléphone${syncedAt ? ` · listes du ${dateTime(syncedAt)}` : ""}`;
+}
+
+async function showLog() {
+  const [size, alarm] = [await store.getSetting("logSize"), await store.getSetting("logAlarm")];
+  $("log-status").hidden = size === undefined || Boolean(alarm);
+  $("log-status").textContent = `Journal public vérifié · ${size} inscriptions`;
+  $("log-alarm").hidden = !alarm;
+  $("log-alarm").textContent = alarm
+    ? `Alerte : le journal public ne correspond pas à ce que ce téléphone a vu (${alarm.detail}). L'opérateur est prévenu.`
+    : "";
 }
 
 async function syncNow() {
   try {
     const reached = await scanner.syncNow();
     await showNetwork(reached);
+    await showLog();
   } catch (error) {
     if (error instanceof Problem && error.problem === "unauthorized") {
       await store.setSetting("deviceToken", undefined);
@@ -261,8 +288,9 @@ async function onPhoto() {
 
 async function onTyped(event) {
   event.preventDefault();
+  // The code stays in its field after the verdict, to be corrected if mistyped.
   const code = $("typed-code").value;
-  next();
+  next({ clearTyped: false });
   await onCode(code);
 }
 
@@ -302,7 +330,8 @@ function wire() {
   $("photo").addEventListener("change", onPhoto);
   $("typed").addEventListener("submit", onTyped);
   $("workshop").addEventListener("submit", onRecord);
-  $("next").addEventListener("click", next);
+  $("next").addEventListener("click", () => next());
+  $("skip").addEventListener("click", () => next());
   $("send-now").addEventListener("click", syncNow);
   addEventListener("online", syncNow);
   addEventListener("offline", () => showNetwork(false));

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import * as store from "./store.js";
 import { verifyVoucher, voucherKeys } from "./verify.js";
 import { readCode, VoucherError } from "./voucher.js";
+import { LogAlarm, witness } from "./witness.js";
 
 /** The phone's calendar is the programme's: Europe/Paris unless told otherwise. */
 const TIME_ZONE = "Europe/Paris";
@@ -36,17 +37,28 @@ export async function judge(input) {
   if (read.kind === "typed") return judgeOnline(code, scannedAt, { voucherId: read.voucherId });
   const voucher = read.voucher;
   const refusal = await localRefusal(voucher);
+  if (refusal === "unknown-key") {
+    // A key the phone has not learnt yet (made since its last sync): only
+    // the server can say. Offline, the scan is queued for it to judge.
+    return judgeOnline(code, scannedAt, voucher, { keyUnknown: true });
+  }
   if (refusal) return { ok: false, problem: refusal, code, scannedAt, voucher, local: true };
   return judgeOnline(code, scannedAt, voucher);
 }
 
-/** The phone's own reasons to refuse a voucher, or null; sends nothing. */
+/**
+ * The phone's own reasons to refuse a voucher, or null; sends nothing.
+ * "unknown-key" is no refusal: the caller asks the server, or queues the scan.
+ */
 async function localRefusal(voucher) {
-  let keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+  const withdrawn = (await store.getSetting("withdrawnKids")) ?? [];
+  // A key withdrawn after a compromise: what it signed is refused, even offline.
+  if (withdrawn.includes(String(voucher.kid))) return "key-withdrawn";
+  let keys = voucherKeys(await store.getSetting("jwks"), withdrawn);
   if (!keys.has(voucher.kid) && navigator.onLine) {
     // A key made since the phone last synced: fetch the set once more.
     await refreshKeys().catch(() => {});
-    keys = voucherKeys(await store.getSetting("jwks"), await store.getSetting("withdrawnKids"));
+    keys = voucherKeys(await store.getSetting("jwks"), withdrawn);
   }
   try {
     await verifyVoucher(voucher, keys);
@@ -64,7 +76,7 @@ async function localRefusal(voucher) {
   return null;
 }
 
-async function judgeOnline(code, scannedAt, voucher) {
+async function judgeOnline(code, scannedAt, voucher, { keyUnknown = false } = {}) {
   try {
     const answer = await api.check(code);
     // The scanned voucher (with its signature, so it can still be queued if
@@ -73,12 +85,20 @@ async function judgeOnline(code, scannedAt, voucher) {
     if (answer.problem === "already-redeemed") await store.markRedeemed(answer.voucher_id);
     return answer.redeemable
       ? { ok: true, code, scannedAt, voucher: confirmed, online: true }
-      : { ok: false, problem: answer.problem, code, scannedAt, voucher: confirmed };
+      : {
+          ok: false,
+          problem: answer.problem,
+          code,
+          scannedAt,
+          voucher: confirmed,
+          redeemedAt: answer.redeemed_at,
+          redeemedHere: answer.redeemed_here,
+        };
   } catch (error) {
     if (error instanceof api.Problem) return { ok: false, problem: error.problem, code, scannedAt, voucher };
     if (!(error instanceof api.Offline)) throw error;
     if (!("signature" in voucher)) return { ok: false, problem: "typed-offline", code, scannedAt };
-    return { ok: true, code, scannedAt, voucher, online: false };
+    return { ok: true, code, scannedAt, voucher, online: false, keyUnknown };
   }
 }
 
@@ -145,6 +165,62 @@ async function push() {
   await store.pruneSent(KEEP_SENT_DAYS);
 }
 
+async function fetchLog(path) {
+  let response;
+  try {
+    response = await fetch(path, { cache: "no-store" });
+  } catch (error) {
+    throw new api.Offline(error.message);
+  }
+  if ([502, 503, 504].includes(response.status)) throw new api.Offline(`HTTP ${response.status}`);
+  return response;
+}
+
+/**
+ * The phone as a witness of the public log: the served checkpoint must be
+ * signed by the log key seen first and extend the checkpoint kept at the
+ * last sync. Keeps the new one, or keeps the old one, shows the alarm and
+ * reports it once (settings `logCheckpoint`, `logSize`, `logAlarm`).
+ */
+export async function checkLog() {
+  const res = await fetchLog("/log/checkpoint");
+  if (res.status === 404) return;
+  if (!res.ok) throw new api.Offline(`HTTP ${res.status}`);
+  const note = await res.text();
+  let vkey = await store.getSetting("logKey");
+  if (!vkey) {
+    const key = await fetchLog("/log/key");
+    if (!key.ok) throw new api.Offline(`HTTP ${key.status}`);
+    vkey = (await key.text()).trim();
+    await store.setSetting("logKey", vkey);
+  }
+  const kept = await store.getSetting("logCheckpoint");
+  const fetchTile = async (path) => {
+    const tile = await fetchLog(`/log/${path}`);
+    if (!tile.ok) throw new LogAlarm("unreadable", `la tuile ${path} du journal manque (HTTP ${tile.status})`);
+    return new Uint8Array(await tile.arrayBuffer());
+  };
+  try {
+    const fresh = await witness(note, kept, vkey, fetchTile);
+    await store.setSetting("logCheckpoint", note);
+    await store.setSetting("logSize", fresh.size);
+    await store.setSetting("logAlarm", undefined);
+  } catch (error) {
+    if (error instanceof api.Offline) throw error;
+    const alarm = error instanceof LogAlarm ? error : new LogAlarm("unreadable", `le journal est illisible : ${error.message}`);
+    const reported = await store.getSetting("logAlarm");
+    if (reported?.note !== note) {
+      await api.call("POST", "/api/v1/log/alarms", {
+        problem: alarm.problem,
+        detail: alarm.message.slice(0, 2000),
+        kept_checkpoint: (kept ?? note).slice(0, 4000),
+        new_checkpoint: note.slice(0, 4000),
+      });
+    }
+    await store.setSetting("logAlarm", { note, problem: alarm.problem, detail: alarm.message });
+  }
+}
+
 /**
  * One round: send what waits, then pull the lists. Runs once at a time
  * across the phone's tabs; answers whether the server was reached.
@@ -154,6 +230,7 @@ export function syncNow() {
     try {
       await push();
       await pull();
+      await checkLog();
       return true;
     } catch (error) {
       if (error instanceof api.Offline) return false;

@@ -647,7 +647,9 @@ async fn kids_no_voucher_or_statement_refers_to_are_reused_and_exhaustion_is_a_c
     let rotate = |purpose| rotate(&app, operator, purpose);
     let backdate =
         "UPDATE signing_keys SET retired_at = now() - interval '25 hours' WHERE status = 'retired'";
-    for purpose in ["voucher", "statement"].into_iter().cycle().take(252) {
+    // One active key per purpose holds a kid from the start.
+    let free = 255 - passnum::keys::Purpose::ALL.len();
+    for purpose in ["voucher", "statement"].into_iter().cycle().take(free) {
         let res = rotate(purpose).await;
         assert_eq!(res.status(), 201, "{:?}", res.text().await);
     }

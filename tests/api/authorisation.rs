@@ -153,6 +153,12 @@ fn endpoints() -> Vec<Endpoint> {
             .body(|_| json!({"reason": "test"}))
             .foreign("/api/v1/redemptions/{other_redemption}/reverse"),
         endpoint(M::GET, "/api/v1/audit-events", OPERATOR),
+        endpoint(M::GET, "/api/v1/redemptions/{redemption}", VENUE_OR_FUNDER)
+            .foreign("/api/v1/redemptions/{other_redemption}"),
+        endpoint(M::POST, "/api/v1/log/alarms", VENUE).body(|_| {
+            json!({"problem": "inconsistent", "detail": "test", "kept_checkpoint": "x/log\n1\nAAAA\n", "new_checkpoint": null})
+        }),
+        endpoint(M::GET, "/api/v1/log/alarms", OPERATOR),
         endpoint(M::POST, "/api/v1/devices", VENUE).body(|_| json!({"name": "Téléphone"})),
         endpoint(M::GET, "/api/v1/devices", VENUE_OR_OPERATOR),
         endpoint(M::POST, "/api/v1/devices/{device}/revoke", VENUE_OR_OPERATOR).foreign("/api/v1/devices/{other_device}/revoke"),
@@ -428,6 +434,7 @@ async fn public_endpoints_need_no_token() {
         "/healthz",
         "/readyz",
         "/.well-known/jwks.json",
+        "/log/key",
         "/api/openapi.json",
         "/api/docs/",
     ] {

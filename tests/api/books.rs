@@ -326,6 +326,30 @@ async fn bad_books_get_their_problem_and_commit_nothing() {
             assert_eq!(problem["errors"][0]["field"], field, "{case}: {problem}");
         }
     }
+    // Several mistakes: every one is named at once, each for what it is.
+    let mut body = book_request(f.program_id, 7);
+    body["beneficiary"] = json!({"reference": "", "postcode": "", "email": "jean at example"});
+    let problem = expect_problem(issue(&app, &f, &body).await, 422, "validation-error").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "size",
+            "beneficiary.reference",
+            "beneficiary.postcode",
+            "beneficiary.email"
+        ],
+        "{problem}"
+    );
+    assert_eq!(
+        problem["errors"][2]["message"], "the postcode is required",
+        "an empty postcode is required, not unknown"
+    );
     assert_eq!(program_committed(&app, &f, f.program_id).await, before);
     assert_eq!(app.count("books").await, books_before);
 }

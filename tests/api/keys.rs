@@ -158,7 +158,11 @@ async fn two_instances_starting_together_agree_on_one_key_each_verifying_the_oth
     let (kid_b, _) = b.keys.signer(Purpose::Voucher).await.unwrap();
     assert_eq!(kid_a, kid_b, "one active voucher key");
     let all = a.keys.all_keys().await.unwrap();
-    assert_eq!(all.len(), 3, "one key per purpose: {all:?}");
+    assert_eq!(
+        all.len(),
+        Purpose::ALL.len(),
+        "one key per purpose: {all:?}"
+    );
 
     let from_a = sign_with(&a.keys, 7).await;
     let from_b = sign_with(&b.keys, 8).await;

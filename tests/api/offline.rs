@@ -357,6 +357,18 @@ async fn two_venues_scanning_one_voucher_give_one_redemption_and_one_conflict() 
         .await,
         0
     );
+    // On the statement, the paid conflict's line is marked: its coupon is paid twice on purpose.
+    let statement: Value = crate::statements::close(&app, &f, passnum::domain::paris::today())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = crate::statements::pdf_text(&app, funder, &statement["id"]).await;
+    assert_eq!(
+        text.matches("2e paiement (conflit payé)").count(),
+        1,
+        "{text}"
+    );
     let res = resolve(&conflicts[0]["id"], "maybe").await.unwrap();
     expect_problem(res, 422, "validation-error").await;
 }

@@ -12,7 +12,7 @@ use crate::helpers::{
 use crate::redemptions::issue_book;
 
 /// Decodes every QR code of a PDF with real tools: pdftoppm, then zbarimg.
-fn qr_codes_in(pdf: &[u8]) -> Vec<String> {
+pub fn qr_codes_in(pdf: &[u8]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("book.pdf");
     std::fs::write(&file, pdf).unwrap();
@@ -69,7 +69,12 @@ async fn the_book_pdf_holds_every_voucher_as_a_scannable_qr_code() {
     assert_eq!(res.headers()["content-type"], "application/pdf");
     let pdf = res.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
-    let mut found = qr_codes_in(&pdf);
+    // The vouchers, and on the cover the link to the beneficiary's page.
+    let (links, mut found): (Vec<String>, Vec<String>) = qr_codes_in(&pdf)
+        .into_iter()
+        .partition(|code| code.starts_with("http"));
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(links[0].contains("/c/"), "{links:?}");
     let mut expected: Vec<String> = book["vouchers"]
         .as_array()
         .unwrap()
@@ -250,7 +255,17 @@ async fn a_book_is_emailed_as_a_pdf_and_the_address_forgotten() {
         .decode(attachment["base64"].as_str().unwrap())
         .unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
-    assert_eq!(qr_codes_in(&pdf).len(), 5);
+    // Five coupons, and the link to the beneficiary's page, also in the text.
+    let codes = qr_codes_in(&pdf);
+    assert_eq!(codes.len(), 6, "{codes:?}");
+    let link = codes
+        .iter()
+        .find(|c| c.starts_with("http"))
+        .expect("the page link");
+    assert!(
+        message["text"].as_str().unwrap().contains(link.as_str()),
+        "{message}"
+    );
 
     // The address is gone; sending again needs one.
     assert_eq!(

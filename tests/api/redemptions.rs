@@ -123,6 +123,19 @@ async fn a_venue_redeems_a_voucher_once() {
     assert_eq!(checked["status"], "redeemed");
     assert_eq!(checked["redeemable"], false);
     assert_eq!(checked["problem"], "already-redeemed");
+    // The check says when (so the scan page can), and that this venue did it.
+    let instant = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{v}: {e}"))
+    };
+    assert_eq!(
+        instant(&checked["redeemed_at"]),
+        instant(&receipt["redeemed_at"])
+    );
+    assert_eq!(checked["redeemed_here"], true);
+    let checked_elsewhere: Value = check(&app, &lieu2, &code).await.json().await.unwrap();
+    assert_eq!(checked_elsewhere["redeemed_here"], false);
+    assert!(checked_elsewhere["redeemed_at"].is_string());
     let book_now: Value = app
         .with_token(
             Method::GET,

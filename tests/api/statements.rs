@@ -630,7 +630,7 @@ async fn a_venue_is_paid_once_its_exact_total_and_a_negative_balance_is_carried(
 }
 
 /// The text of a statement's PDF, by poppler's `pdftotext`.
-async fn pdf_text(app: &TestApp, token: &str, id: &Value) -> String {
+pub(crate) async fn pdf_text(app: &TestApp, token: &str, id: &Value) -> String {
     let res = app
         .with_token(Method::GET, &format!("/api/v1/statements/{id}/pdf"), token)
         .send()

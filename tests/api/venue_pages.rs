@@ -405,10 +405,11 @@ async fn the_venues_workshops_are_listed_newest_first_fifty_a_page() {
             ids.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
         }
     }
+    // Each workshop, cancellable yet, carries its cancel form (the page shows no internal id).
     let shown = |body: &str| -> Vec<i64> {
-        body.split("Atelier n° ")
+        body.split("action=\"/lieu/ateliers/")
             .skip(1)
-            .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+            .map(|rest| rest.split('/').next().unwrap().parse().unwrap())
             .collect()
     };
     let mut venue = Visitor::login(&app, VENUE).await;

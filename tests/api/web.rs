@@ -554,6 +554,11 @@ async fn forms_of_every_page(app: &TestApp) -> Forms {
                 i,
             ),
             (
+                "/prescripteur/carnets/{id}/lien",
+                format!("/prescripteur/carnets/{book}/lien"),
+                i,
+            ),
+            (
                 "/financeur/programmes/nouveau",
                 "/financeur/programmes/nouveau".into(),
                 fu,
@@ -655,6 +660,8 @@ async fn snapshot(app: &TestApp) -> Vec<(&'static str, i64)> {
         "SELECT count(*) FROM books",
         "SELECT count(*) FROM books WHERE revoked_at IS NOT NULL",
         "SELECT count(*) FROM book_sends",
+        "SELECT count(*) FROM book_links",
+        "SELECT count(*) FROM book_links WHERE killed_at IS NOT NULL",
         "SELECT count(*) FROM programs",
         "SELECT coalesce(sum(allocated_vouchers), 0) FROM programs",
         "SELECT coalesce(sum(vouchers), 0) FROM allocations",
@@ -753,6 +760,7 @@ async fn every_post_form_of_every_page_carries_the_session_token() {
             .trim_end_matches("/envoyer")
             .trim_end_matches("/revoquer")
             .trim_end_matches("/remplacer")
+            .trim_end_matches("/lien")
             .trim_end_matches("/dotations")
             .trim_end_matches("/cloture")
             .trim_end_matches("/releves")
@@ -1015,6 +1023,7 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     assert!(book
         .body
         .contains("Laissez vide pour utiliser l'adresse saisie"));
+    assert!(book.body.contains("Pas encore envoyé"));
     let sent = visitor
         .submit(
             &book_page,
@@ -1027,6 +1036,10 @@ async fn a_book_issued_with_an_email_is_sent_from_its_page_and_the_address_forgo
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["to"], "beneficiaire@example.org");
+    // The book's page says when it was sent, after the notice has gone.
+    let book = visitor.get(&book_page).await;
+    assert!(!book.body.contains("Pas encore envoyé"), "{}", book.body);
+    assert_eq!(book.body.matches("Envoyé le ").count(), 1, "{}", book.body);
     assert_eq!(
         app.count("books WHERE beneficiary_email IS NOT NULL").await,
         0
@@ -1062,7 +1075,7 @@ async fn a_mail_server_missing_is_said_plainly_and_the_book_stays_issued() {
     assert_eq!(no_address.status, 422);
     assert!(no_address
         .body
-        .contains("Saisissez une adresse e-mail valide."));
+        .contains("Saisissez l'adresse e-mail du bénéficiaire : ce champ est obligatoire."));
     let failed = visitor
         .submit(
             &book_page,

@@ -55,6 +55,7 @@ describe('funder', () => {
 
     await page.locator('tbody th a').first().click();
     await page.waitForURL(/\/financeur\/programmes\/\d+$/);
+    const programUrl = page.url();
     await checkAccessibility(page, 'programme page');
     await screenshots(page, 'financeur-programme');
 
@@ -63,7 +64,6 @@ describe('funder', () => {
     await page.getByRole('img', { name: 'Ateliers par lieu' }).waitFor();
     assert.equal(await page.locator('svg[role="img"]').count(), 5);
     await checkAccessibility(page, 'usage page');
-    await screenshots(page, 'financeur-utilisation');
     await page.goBack();
 
     await page.getByLabel('Nombre de coupons à ajouter').fill('50');
@@ -71,9 +71,20 @@ describe('funder', () => {
     await page.waitForURL(/\?fait=dotation$/);
     await page.getByText('La dotation est enregistrée.').waitFor();
 
+    // Before closing, the page shows what the statement would hold: 2 workshops at the first venue.
+    const preview = page.getByRole('table', { name: /Aperçu du prochain relevé/ });
+    const malraux = preview.getByRole('row').filter({ hasText: 'Médiathèque Malraux' });
+    await malraux.getByRole('cell', { name: '40,00 €' }).waitFor();
+    await malraux.getByRole('cell', { name: '2', exact: true }).waitFor();
+    assert.equal(await preview.getByRole('row').filter({ hasText: 'Colmar' }).count(), 0, 'an unresolved conflict is not payable');
     await page.getByRole('button', { name: 'Clore et signer le relevé' }).click();
     await page.waitForURL(/\/financeur\/releves\/\d+\?fait=clos$/);
     await page.getByText('Le relevé est clos et signé.').waitFor();
+    // Closed: nothing is left to pay on the next one.
+    const statementUrl = page.url();
+    await page.goto(programUrl);
+    await page.getByText("Aucun atelier à payer pour l'instant.").waitFor();
+    await page.goto(statementUrl);
     await page.getByRole('row').filter({ hasText: '40,00 €' }).first().waitFor();
     await checkAccessibility(page, 'statement page');
     await screenshots(page, 'financeur-releve');
@@ -118,6 +129,40 @@ describe('funder', () => {
     await checkAccessibility(page, 'conflicts resolved');
   });
 
+  test('"Consommé" and the usage rate mean one thing, stated, on every page; labels and amounts fit', async () => {
+    // A paid workshop contested by the funder: no longer owed, but its coupon did serve.
+    const funder = await apiToken(server, ACCOUNTS.funder);
+    const { items } = await api(server, funder, 'GET', '/api/v1/redemptions');
+    const live = items.filter((r) => !r.cancelled_at && !r.reversed_at);
+    await api(server, funder, 'POST', `/api/v1/redemptions/${live[0].id}/reverse`, { reason: 'atelier non tenu' });
+
+    const page = await newPage(browser, { width: 390, height: 844 });
+    await login(page, server, ACCOUNTS.funder);
+    const row = page.getByRole('row').filter({ hasText: 'Pass numérique Alsace (démo)' });
+    await row.getByRole('cell', { name: '20,00 €' }).waitFor();
+    await row.getByRole('cell', { name: '20 %' }).waitFor();
+    await page.locator('tbody th a').first().click();
+    await page.waitForURL(/\/financeur\/programmes\/\d+$/);
+    const figureDd = (label) => page.locator('.figure', { has: page.locator('dt', { hasText: label }) }).locator('dd').first();
+    const figure = (label) => ({ textContent: async () => (await figureDd(label).textContent()).replace(/\s/g, ' ') });
+    assert.equal(await figure('Consommé').textContent(), '20,00 €');
+    assert.equal(await figure("Taux d'utilisation").textContent(), '20 %');
+    assert.match(await figure('Reste à allouer').textContent(), /€$/);
+    await page.locator('.definitions', { hasText: 'ni annulés par le lieu ni contestés' }).waitFor();
+    await page.getByRole('link', { name: "Voir l'utilisation en détail" }).click();
+    await page.waitForURL(/\/utilisation$/);
+    await page.getByText('20 % des coupons émis ont servi.').waitFor();
+    assert.equal(await figure('Consommé').textContent(), '20,00 €');
+    await page.locator('.definitions', { hasText: 'ni annulés par le lieu ni contestés' }).waitFor();
+    // Chart labels are drawn whole, at a size a phone can read.
+    const label = page.locator('svg text.chart__label', { hasText: 'Centre médico-social de Neudorf (démo)' });
+    await label.waitFor();
+    const { height } = await label.boundingBox();
+    assert.ok(height >= 12, `a label ${height} px high`);
+    await checkAccessibility(page, 'usage page, phone');
+    await screenshots(page, 'financeur-utilisation');
+  });
+
   test('creates a programme', async () => {
     const page = await newPage(browser);
     await login(page, server, ACCOUNTS.funder);
@@ -125,11 +170,18 @@ describe('funder', () => {
     await checkAccessibility(page, 'new programme form');
     await page.getByLabel('Nom du programme').fill('Pass numérique Haut-Rhin 2027');
     await page.getByLabel("Valeur d'un coupon (€)").fill('25');
-    await page.getByLabel('Budget (€)').fill('12 500,00');
+    await page.getByLabel('Budget (€)').fill('200 000,00');
     await page.getByLabel('Territoire : départements').fill('68, 99');
     const until = new Date();
     until.setFullYear(until.getFullYear() + 1);
     await page.getByLabel("Émission possible jusqu'au").fill(until.toISOString().slice(0, 10));
+    // The time zone is chosen among the French ones, Paris by default; none is typed by hand.
+    const zone = page.getByLabel('Fuseau horaire du programme');
+    assert.equal(await zone.evaluate((el) => el.tagName), 'SELECT');
+    assert.equal(await zone.inputValue(), 'Europe/Paris');
+    assert.equal(await zone.locator('option').count(), 7);
+    await zone.selectOption({ label: 'La Réunion (Indian/Reunion)' });
+    await zone.selectOption('Europe/Paris');
     await page.getByRole('button', { name: 'Créer le programme' }).click();
     // "99" is no département: refused, tied to its field.
     await page.getByRole('alert').waitFor();
@@ -139,6 +191,21 @@ describe('funder', () => {
     await page.getByRole('button', { name: 'Créer le programme' }).click();
     await page.waitForURL(/\/financeur\/programmes\/\d+\?fait=cree$/);
     await page.getByRole('heading', { name: 'Pass numérique Haut-Rhin 2027' }).waitFor();
-    await page.getByText('12 500,00 €').first().waitFor();
+    await page.getByText('Europe/Paris').first().waitFor();
+    await page.getByText('200 000,00 €').first().waitFor();
+    // At phone and desktop widths each amount stays on one line, inside its box.
+    for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 844 });
+    for (const dd of await page.locator('.figure dd').all()) {
+      const fits = await dd.evaluate((el) => {
+        const line = parseFloat(getComputedStyle(el).lineHeight) || 1.5 * parseFloat(getComputedStyle(el).fontSize);
+        const box = el.parentElement.getBoundingClientRect();
+        const r = el.getBoundingClientRect();
+        return { oneLine: r.height < 1.5 * line, inside: r.right <= box.right + 0.5, text: el.textContent };
+      });
+      assert.ok(fits.oneLine && fits.inside, `at ${width} px, "${fits.text}" does not fit its box: ${JSON.stringify(fits)}`);
+    }
+    }
+    await screenshots(page, 'financeur-programme-nouveau');
   });
 });

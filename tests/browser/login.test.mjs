@@ -33,6 +33,31 @@ describe('logging in', () => {
     assert.equal(await page.getByLabel('Mot de passe').getAttribute('aria-invalid'), 'true');
   });
 
+  test('every page links the legal notice, the accessibility statement (RGAA) and the personal data page', async () => {
+    const page = await newPage(browser);
+    for (const [link, heading, shot] of [
+      ['Mentions légales', 'Mentions légales', 'mentions-legales'],
+      ['Accessibilité : non conforme', "Déclaration d'accessibilité", 'accessibilite'],
+      ['Données personnelles', 'Données personnelles', 'donnees-personnelles'],
+    ]) {
+      await page.goto(server.url('/connexion'));
+      await page.getByRole('contentinfo').getByRole('link', { name: link }).click();
+      await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+      await checkAccessibility(page, heading);
+      await screenshots(page, shot);
+      if (shot === 'accessibilite') {
+        // The statement says what French law asks: the conformity and its reference, how to complain.
+        await page.getByText('non conforme avec le RGAA 4.1.2').waitFor();
+        await page.getByRole('heading', { name: 'Voies de recours' }).waitFor();
+      }
+    }
+    // Logged in, the pages keep the user's menu, and the footer is on every page.
+    await login(page, server, ACCOUNTS.venue);
+    await page.getByRole('contentinfo').getByRole('link', { name: 'Données personnelles' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Données personnelles' }).waitFor();
+    await page.getByRole('navigation', { name: 'Menu principal' }).waitFor();
+  });
+
   for (const [role, home] of [['issuer', '/prescripteur/'], ['funder', '/financeur/'], ['operator', '/operateur/'], ['venue', '/lieu/']]) {
     test(`${role} lands on ${home}, and logging out ends the session`, async () => {
       const page = await newPage(browser);

@@ -143,6 +143,12 @@ describe('the scan page', () => {
     await verdictIs('Valide — atelier 1 / 5');
     await checkAccessibility(page, 'scan page, valid voucher');
     await shot('scan-valid');
+    // Only "Enregistrer" is at hand; leaving the coupon unrecorded is a button set far apart.
+    assert.equal(await page.getByRole('button', { name: 'Scanner un autre coupon' }).isVisible(), false);
+    const record = await page.getByRole('button', { name: 'Enregistrer' }).boundingBox();
+    const skip = await page.getByRole('button', { name: 'Abandonner ce coupon' }).boundingBox();
+    const gap = skip.y - (record.y + record.height);
+    assert.ok(gap >= 32, `${gap} px between "Enregistrer" and "Abandonner ce coupon"`);
     await page.getByLabel('Thème').selectOption({ label: 'Envoyer et recevoir des e-mails' });
     await page.getByLabel('Durée').selectOption({ label: '1 heure 30' });
     await page.getByRole('button', { name: 'Enregistrer' }).click();
@@ -154,6 +160,8 @@ describe('the scan page', () => {
 
     await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
     await verdictIs('Déjà utilisé');
+    // When, and that it was here (the server says so; never which other venue).
+    await page.locator('#verdict-detail', { hasText: /Utilisé le \d{1,2} \S+ à \d\d:\d\d par votre lieu\.$/ }).waitFor();
     assert.equal(await page.locator('#workshop').isVisible(), false);
     await checkAccessibility(page, 'scan page, already used');
     await shot('scan-already-used');
@@ -174,6 +182,7 @@ describe('the scan page', () => {
     await verdictIs('Enregistré sur le téléphone');
     await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
     await page.getByText('En attente d\'envoi', { exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Envoyer maintenant' }).isVisible(), false, 'nothing to send with offline');
     await checkAccessibility(page, 'scan page, queued offline');
     await shot('scan-queued');
     assert.equal((await redemptions()).length, 1, 'nothing reached the server while offline');
@@ -181,6 +190,7 @@ describe('the scan page', () => {
     await page.context().setOffline(false);
     await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
     await page.getByText('Envoyé : atelier enregistré').waitFor();
+    await page.getByRole('button', { name: 'Envoyer maintenant' }).waitFor();
     await verdictIs('Atelier enregistré');
     await page.getByText('Atelier 2 / 5 : envoyé au retour du réseau.').waitFor();
     await page.getByText(/^En ligne/).waitFor();
@@ -215,7 +225,7 @@ describe('the scan page', () => {
   test('offline, a coupon that another venue redeemed meanwhile comes back as a conflict for the funder', async () => {
     const voucher = otherBook.vouchers[0];
     const qr = await printedQr(server, issuer, voucher.voucher_id);
-    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.getByRole('button', { name: 'Abandonner ce coupon' }).click();
     await page.context().setOffline(true);
     await page.getByText(/^Hors connexion/).waitFor();
     await photo(qr);
@@ -235,6 +245,34 @@ describe('the scan page', () => {
     const funder = await apiToken(server, ACCOUNTS.funder);
     const conflicts = await api(server, funder, 'GET', '/api/v1/conflicts');
     assert.deepEqual(conflicts.items.map((c) => c.voucher_id), [voucher.voucher_id]);
+  });
+
+  test('offline, a coupon signed by a key rotated since the last sync is queued for the server, not refused, then redeemed', async () => {
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.context().setOffline(true);
+    await page.getByText(/^Hors connexion/).waitFor();
+    // While the phone is away, the operator rotates the voucher key and a book is signed with the new one.
+    const operator = await apiToken(server, ACCOUNTS.operator);
+    const { kid } = await api(server, operator, 'POST', '/api/v1/keys/rotate', { purpose: 'voucher' });
+    const fresh = await issueBook(server, issuer);
+    assert.match(fresh.vouchers[0].code, new RegExp(`^PN1:`));
+    const known = await page.evaluate(async (kid) => {
+      const { getSetting } = await import('/static/scan/store.js');
+      return ((await getSetting('jwks'))?.keys ?? []).some((k) => k.kid === kid && k.purpose === 'voucher');
+    }, kid);
+    assert.equal(known, false, 'the phone has not seen the new key');
+    await photo(await printedQr(server, issuer, fresh.vouchers[0].voucher_id));
+    await verdictIs('À confirmer — atelier 1 / 5');
+    await page.getByText('le serveur le vérifiera au retour du réseau').waitFor();
+    await checkAccessibility(page, 'scan page, key not yet known offline');
+    await page.getByRole('button', { name: 'Enregistrer' }).click();
+    await verdictIs('Enregistré sur le téléphone');
+    await page.getByRole('heading', { name: '1 scan en attente d\'envoi' }).waitFor();
+    await page.context().setOffline(false);
+    await page.getByRole('heading', { name: 'Aucun scan en attente' }).waitFor();
+    await verdictIs('Atelier enregistré');
+    const sent = (await redemptions()).find((r) => r.voucher_id === fresh.vouchers[0].voucher_id);
+    assert.ok(sent, 'the server judged and redeemed the queued scan');
   });
 
   test('a forged QR code is refused on the phone, with no request sent', async () => {
@@ -289,11 +327,15 @@ describe('the scan page', () => {
     await page.getByLabel('Code à taper').fill(book.vouchers[3].typed_code.toLowerCase());
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Valide — atelier 4 / 5');
-    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    await page.getByRole('button', { name: 'Abandonner ce coupon' }).click();
     await page.getByLabel('Code à taper').fill('0000-0000-0000-1Z');
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await verdictIs('Code illisible');
     assert.match(await title().textContent(), /Code illisible/);
+    // A mistyped code stays in its field, to be corrected; the next coupon starts afresh.
+    assert.equal(await page.getByLabel('Code à taper').inputValue(), '0000-0000-0000-1Z');
+    await page.getByRole('button', { name: 'Scanner un autre coupon' }).click();
+    assert.equal(await page.getByLabel('Code à taper').inputValue(), '');
   });
 
   test("the venue's pages: its workshops (cancelled within the window), statements and devices", async () => {
@@ -305,19 +347,48 @@ describe('the scan page', () => {
     await fitsThePhone(pages);
     await screenshot(pages, 'venue-workshops', PHONE.width);
     const [first] = await redemptions();
-    await pages.locator('summary', { hasText: new RegExp(`l'atelier n° ${first.id}$`) }).click();
+    // Each workshop names its coupon as the scan page and the book do: position, book size, typed code.
+    const coupon = `coupon 1 / 5, code ${book.vouchers[0].typed_code}`;
+    assert.equal(first.voucher_id, book.vouchers[0].voucher_id);
+    await pages.getByText(book.vouchers[0].typed_code, { exact: true }).waitFor();
+    assert.equal(await pages.getByText(`n° ${first.id}`).count(), 0, 'no internal id shown');
+    await pages.locator('summary', { hasText: `Annuler l'atelier du ${coupon}` }).click();
     await pages.locator(`#motif-${first.id}`).fill('Coupon scanné par erreur');
-    await pages.getByRole('button', { name: `Annuler l'atelier n° ${first.id}`, exact: true }).click();
-    await pages.getByText(`L'atelier n° ${first.id} est annulé`).waitFor();
+    await pages.getByRole('button', { name: `Annuler cet atelier (${coupon})`, exact: true }).click();
+    await pages.getByText(`L'atelier du ${coupon} est annulé`).waitFor();
     await checkAccessibility(pages, 'venue workshops after a cancellation');
     assert.ok((await redemptions()).find((r) => r.id === first.id).cancelled_at);
 
     const funder = await apiToken(server, ACCOUNTS.funder);
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
     const statement = await api(server, funder, 'POST', `/api/v1/programs/${book.program_id}/statements`, { period_end: today });
+    // On a closed statement, a workshop no longer offers "Annuler", and says why.
+    await pages.reload();
+    const live = (await redemptions()).filter((r) => !r.cancelled_at && !r.reversed_at).length;
+    assert.ok(live > 0);
+    assert.equal(await pages.getByText(`Sur le relevé n° ${statement.number}`).count(), live);
+    assert.equal(await pages.locator('summary', { hasText: 'Annuler' }).count(), 0);
+    await pages.getByText('Il figure sur un relevé clos : il ne s\'annule plus.').first().waitFor();
+    await checkAccessibility(pages, 'venue workshops on a closed statement');
+    await screenshot(pages, 'venue-workshops-closed', PHONE.width);
+    // The funder pays the venue's extract: the venue sees who pays, how much, when and by which transfer.
+    const mine = statement.venues[0];
+    await api(server, funder, 'POST', `/api/v1/statements/${statement.id}/payments`, {
+      venue_organisation_id: mine.venue_organisation_id, amount_cents: mine.total_cents, paid_on: today, reference: 'VIR-LIEU-0001',
+    });
     await pages.getByRole('link', { name: 'Relevés' }).click();
     await pages.getByRole('heading', { name: 'Relevés signés' }).waitFor();
     await pages.getByText(statement.venues[0].sha256, { exact: true }).waitFor({ state: 'attached' });
+    const card = pages.locator('li.card', { hasText: `Relevé n° ${statement.number}` });
+    await card.getByText('Financeur : Collectivité d\'Alsace (démo)').waitFor();
+    const amount = `${Math.floor(mine.total_cents / 100)},${String(mine.total_cents % 100).padStart(2, '0')}`;
+    assert.ok((await card.textContent()).includes(amount), `the amount ${amount} is shown`);
+    await card.getByText('Payé', { exact: true }).waitFor();
+    await card.getByText('VIR-LIEU-0001', { exact: true }).waitFor();
+    const [y, m, d] = today.split('-');
+    await card.getByText(`le ${d}/${m}/${y}`).waitFor();
+    // Venue staff read no command line.
+    assert.equal(await pages.getByText('passnum statement verify').count(), 0);
     await checkAccessibility(pages, 'venue statements');
     await fitsThePhone(pages);
     await screenshot(pages, 'venue-statements', PHONE.width);

@@ -198,6 +198,43 @@ impl Carried {
     }
 }
 
+/// One venue's part of the next statement, were it closed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewVenue {
+    pub venue_name: String,
+    pub count: usize,
+    pub total_cents: i64,
+}
+
+/// What closing the period up to `period_end` would put on the next
+/// statement now, per venue (by name): the very lines `close` gathers
+/// (payable redemptions, reversals of paid ones, balances carried), read
+/// without locking or writing anything.
+pub async fn preview(
+    conn: &mut AsyncPgConnection,
+    program: &ProgramRow,
+    period_end: NaiveDate,
+) -> Result<Vec<PreviewVenue>, ApiError> {
+    let mut lines = payable(conn, program.id, &program.time_zone, period_end).await?;
+    lines.extend(uncarried(conn, program.id).await?.iter().map(Carried::line));
+    let mut venues: Vec<PreviewVenue> = Vec::new();
+    for line in &lines {
+        match venues.iter_mut().find(|v| v.venue_name == line.venue_name) {
+            Some(v) => {
+                v.count += 1;
+                v.total_cents += line.amount_cents;
+            }
+            None => venues.push(PreviewVenue {
+                venue_name: line.venue_name.clone(),
+                count: 1,
+                total_cents: line.amount_cents,
+            }),
+        }
+    }
+    venues.sort_by(|a, b| a.venue_name.cmp(&b.venue_name));
+    Ok(venues)
+}
+
 /// Closes a period: in one transaction, every payable line lands on exactly
 /// one statement, numbered in sequence per programme, signed whole and per venue.
 pub async fn close(

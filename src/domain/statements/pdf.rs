@@ -1,11 +1,11 @@
 //! The statement PDF, read from the signed CSV bytes and the summary.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::QueryDsl;
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::{csv, csv_bytes, program_of, summary, VenueStatus, VenueSummary};
-use crate::db::schema::organisations;
+use crate::db::schema::{organisations, redemptions};
 use crate::domain::themes;
 use crate::http::problem::ApiError;
 use crate::render::statement_pdf::{self, euros, Line, Section, StatementPdf};
@@ -25,6 +25,14 @@ pub async fn render(
         .first(conn)
         .await?;
     let rows = csv::read(&csv_bytes(conn, id, venue).await?);
+    // A conflict the funder paid makes a second line for its coupon: marked.
+    let ids: Vec<i64> = rows.iter().filter_map(|c| c.get(1)?.parse().ok()).collect();
+    let second_payments: Vec<i64> = redemptions::table
+        .filter(redemptions::id.eq_any(&ids))
+        .filter(redemptions::second_payment.eq(true))
+        .select(redemptions::id)
+        .load(conn)
+        .await?;
     let sections = summary
         .venues
         .iter()
@@ -36,7 +44,7 @@ pub async fn render(
             lines: rows
                 .iter()
                 .filter(|cells| cells[3] == v.venue_siret && cells[4] == v.venue_name)
-                .filter_map(|cells| line(cells))
+                .filter_map(|cells| line(cells, &second_payments))
                 .collect(),
         })
         .collect();
@@ -81,22 +89,35 @@ fn status(venue: &VenueSummary) -> String {
     }
 }
 
-/// One CSV line as printed: the theme's label, the amount in euros.
-fn line(cells: &[String]) -> Option<Line> {
-    let [_, _, redeemed_at, _, _, voucher_id, position, theme, held_on, amount] = cells else {
+/// One CSV line as printed: the theme's label (first marked "2e paiement"
+/// for a conflict the funder decided to pay), the amount in euros.
+fn line(cells: &[String], second_payments: &[i64]) -> Option<Line> {
+    let [_, redemption_id, redeemed_at, _, _, voucher_id, position, theme, held_on, amount] = cells
+    else {
         return None;
     };
+    let label = themes::label(theme).map_or_else(|| capitalised(theme), str::to_owned);
+    let second = redemption_id
+        .parse::<i64>()
+        .is_ok_and(|id| second_payments.contains(&id));
     Some(Line {
         redeemed_at: DateTime::parse_from_rfc3339(redeemed_at)
             .ok()
             .map(|at| at.with_timezone(&Utc)),
         voucher_id: voucher_id.clone(),
         position: position.clone(),
-        theme: themes::label(theme).map_or_else(|| capitalised(theme), str::to_owned),
+        theme: if second {
+            format!("{SECOND_PAYMENT} · {label}")
+        } else {
+            label
+        },
         held_on: held_on.parse::<NaiveDate>().ok()?,
         amount_cents: amount.parse().ok()?,
     })
 }
+
+/// The mark of a second payment, printed first so that a narrow column keeps it.
+pub const SECOND_PAYMENT: &str = "2e paiement (conflit payé)";
 
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();

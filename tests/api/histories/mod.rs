@@ -10,6 +10,7 @@
 //! `PASSNUM_HISTORY_KILLS` (1), `PASSNUM_HISTORY_SEED` (16).
 
 mod checks;
+mod log_check;
 mod servers;
 
 use std::collections::HashMap;
@@ -232,7 +233,8 @@ async fn a_history_over_two_instances_with_a_kill_breaks_no_money_rule() {
     }
 
     let started = std::time::Instant::now();
-    let killer = tokio::spawn(kill_mid_run(run.clone(), operations, kills));
+    let kept = logs.join("kept-checkpoint");
+    let killer = tokio::spawn(kill_mid_run(run.clone(), operations, kills, kept.clone()));
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let run = run.clone();
@@ -267,6 +269,7 @@ async fn a_history_over_two_instances_with_a_kill_breaks_no_money_rule() {
         }
     })
     .await;
+    let (log_summary, log_violations) = log_check::check(&database_url, run.ports[0], &kept).await;
     let mut by_op: HashMap<Op, usize> = HashMap::new();
     for e in &events {
         *by_op.entry(e.op).or_default() += 1;
@@ -281,6 +284,13 @@ async fn a_history_over_two_instances_with_a_kill_breaks_no_money_rule() {
     ops.sort_by_key(|(op, _)| format!("{op:?}"));
     eprintln!("history: requests by operation {ops:?}");
     eprintln!("{}", report.summary());
+    eprintln!("{log_summary}");
+    assert!(
+        log_violations.is_empty(),
+        "{} log violation(s):\n{}",
+        log_violations.len(),
+        log_violations.join("\n")
+    );
     assert!(
         report.violations.is_empty(),
         "{} violation(s):\n{}",
@@ -291,12 +301,29 @@ async fn a_history_over_two_instances_with_a_kill_breaks_no_money_rule() {
 
 /// Kills instance 0 (then 1, alternating) with SIGKILL when a share of the
 /// operations is done, and starts it again at once, as a supervisor would.
-async fn kill_mid_run(run: Arc<Run>, operations: usize, kills: usize) -> usize {
+async fn kill_mid_run(
+    run: Arc<Run>,
+    operations: usize,
+    kills: usize,
+    kept: std::path::PathBuf,
+) -> usize {
     let mut killed = 0;
     for k in 0..kills {
         let at = operations * (k + 1) / (kills + 1);
         while run.done.load(Ordering::SeqCst) < at {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if k == 0 {
+            // The log's checkpoint just before the first kill, as a phone
+            // would keep it: the final log must extend it.
+            let note = run
+                .client
+                .get(run.url(1, "/log/checkpoint"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(note.status(), 200, "a checkpoint before the kill");
+            std::fs::write(&kept, note.bytes().await.unwrap()).unwrap();
         }
         let mut server = run.servers[k % 2].lock().await;
         server.kill();
