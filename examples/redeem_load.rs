@@ -87,6 +87,29 @@ enum Mode {
         #[arg(long)]
         sent: Option<PathBuf>,
     },
+    /// Check vouchers concurrently (`POST /api/v1/vouchers/check`, which
+    /// writes nothing, so the codes are sent again in turn) and measure.
+    Check {
+        /// `voucher_id code` lines (as `issue` writes them).
+        #[arg(long)]
+        codes: PathBuf,
+        #[arg(short = 'c', long)]
+        connections: usize,
+        /// Seconds of warm-up, not measured.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+    },
+}
+
+/// What a measured run sends: redemptions use each code once and expect 201;
+/// checks send the codes round and round and expect 200.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    Redeem,
+    Check,
 }
 
 fn main() -> Result<()> {
@@ -110,7 +133,35 @@ fn main() -> Result<()> {
                 warmup,
                 seconds,
                 sent,
-            } => redeem(&base, &codes, connections, warmup, seconds, sent).await,
+            } => {
+                measure(
+                    Load::Redeem,
+                    &base,
+                    &codes,
+                    connections,
+                    warmup,
+                    seconds,
+                    sent,
+                )
+                .await
+            }
+            Mode::Check {
+                codes,
+                connections,
+                warmup,
+                seconds,
+            } => {
+                measure(
+                    Load::Check,
+                    &base,
+                    &codes,
+                    connections,
+                    warmup,
+                    seconds,
+                    None,
+                )
+                .await
+            }
         }
     })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -335,13 +386,15 @@ async fn issue(
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
-    created: usize,
+    /// Answers with the expected status (201 for a redemption, 200 for a check).
+    answered: usize,
     errors: BTreeMap<String, usize>,
     quoted: Vec<String>,
     last_done: Option<Instant>,
 }
 
-async fn redeem(
+async fn measure(
+    load: Load,
     base: &str,
     codes: &PathBuf,
     connections: usize,
@@ -372,7 +425,10 @@ async fn redeem(
     let mut tasks = Vec::new();
     for _ in 0..connections.max(1) {
         let (codes, next, exhausted) = (codes.clone(), next.clone(), exhausted.clone());
-        let url = format!("{base}/api/v1/redemptions");
+        let url = match load {
+            Load::Redeem => format!("{base}/api/v1/redemptions"),
+            Load::Check => format!("{base}/api/v1/vouchers/check"),
+        };
         let (token, workshop) = (token.clone(), workshop.clone());
         let client = client()?;
         tasks.push(tokio::spawn(async move {
@@ -382,14 +438,20 @@ async fn redeem(
                 if start >= measure_until {
                     break;
                 }
-                let n = next.fetch_add(1, Ordering::Relaxed);
+                let mut n = next.fetch_add(1, Ordering::Relaxed);
+                if load == Load::Check {
+                    n %= codes.len().max(1);
+                }
                 let Some(line) = codes.get(n) else {
                     exhausted.store(true, Ordering::Relaxed);
                     break;
                 };
                 // `voucher_id code`: the code itself may hold spaces (Base45).
                 let code = line.split_once(' ').map_or(line.as_str(), |(_, code)| code);
-                let body = json!({"code": code, "workshop": &workshop});
+                let body = match load {
+                    Load::Redeem => json!({"code": code, "workshop": &workshop}),
+                    Load::Check => json!({"code": code}),
+                };
                 let outcome = client
                     .post(&url)
                     .bearer_auth(&token)
@@ -413,7 +475,8 @@ async fn redeem(
                 tally.latencies.push(done - start);
                 tally.last_done = Some(done);
                 match outcome {
-                    Ok((201, _)) => tally.created += 1,
+                    Ok((201, _)) if load == Load::Redeem => tally.answered += 1,
+                    Ok((200, _)) if load == Load::Check => tally.answered += 1,
                     Ok((status, bytes)) => {
                         *tally.errors.entry(status.to_string()).or_default() += 1;
                         if tally.quoted.len() < QUOTED_ERRORS {
@@ -445,7 +508,7 @@ async fn redeem(
     for task in tasks {
         let tally = task.await?;
         all.latencies.extend(tally.latencies);
-        all.created += tally.created;
+        all.answered += tally.answered;
         for (kind, n) in tally.errors {
             *all.errors.entry(kind).or_default() += n;
         }
@@ -484,20 +547,24 @@ async fn redeem(
         }
     };
     Ok(json!({
-        "mode": "redeem",
+        "mode": match load {
+            Load::Redeem => "redeem",
+            Load::Check => "check",
+        },
         "connections": connections,
         "client_threads": tokio::runtime::Handle::current().metrics().num_workers(),
         "warmup_s": warmup,
         "seconds": seconds,
         "requests": requests,
-        "created": all.created,
+        "created": if load == Load::Redeem { all.answered } else { 0 },
+        "answered": all.answered,
         "errors": errors,
         "error_kinds": all.errors,
         "error_examples": all.quoted,
         "codes_used": used,
         "codes_exhausted": exhausted.load(Ordering::Relaxed),
         "elapsed_s": round3(elapsed),
-        "rate": round3(per_second(all.created)),
+        "rate": round3(per_second(all.answered)),
         "requests_per_s": round3(per_second(requests)),
         "p50_ms": quantile_ms(&all.latencies, 0.50),
         "p90_ms": quantile_ms(&all.latencies, 0.90),
