@@ -72,17 +72,8 @@ enum Mode {
     },
     /// Redeem distinct vouchers concurrently and measure.
     Redeem {
-        /// `voucher_id code` lines (as `issue` writes them), each used at most once.
-        #[arg(long)]
-        codes: PathBuf,
-        #[arg(short = 'c', long)]
-        connections: usize,
-        /// Seconds of warm-up, not measured.
-        #[arg(long, default_value_t = 2.0)]
-        warmup: f64,
-        /// Seconds measured.
-        #[arg(long, default_value_t = 15.0)]
-        seconds: f64,
+        #[command(flatten)]
+        run: Run,
         /// Where to write the ids of the vouchers sent, one a line (optional).
         #[arg(long)]
         sent: Option<PathBuf>,
@@ -90,18 +81,26 @@ enum Mode {
     /// Check vouchers concurrently (`POST /api/v1/vouchers/check`, which
     /// writes nothing, so the codes are sent again in turn) and measure.
     Check {
-        /// `voucher_id code` lines (as `issue` writes them).
-        #[arg(long)]
-        codes: PathBuf,
-        #[arg(short = 'c', long)]
-        connections: usize,
-        /// Seconds of warm-up, not measured.
-        #[arg(long, default_value_t = 2.0)]
-        warmup: f64,
-        /// Seconds measured.
-        #[arg(long, default_value_t = 15.0)]
-        seconds: f64,
+        #[command(flatten)]
+        run: Run,
     },
+}
+
+/// A measured run: which codes, how many connections, for how long.
+#[derive(clap::Args)]
+struct Run {
+    /// `voucher_id code` lines (as `issue` writes them); a redemption uses
+    /// each at most once.
+    #[arg(long)]
+    codes: PathBuf,
+    #[arg(short = 'c', long)]
+    connections: usize,
+    /// Seconds of warm-up, not measured.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 15.0)]
+    seconds: f64,
 }
 
 /// What a measured run sends: redemptions use each code once and expect 201;
@@ -127,41 +126,8 @@ fn main() -> Result<()> {
                 out,
                 max_seconds,
             } => issue(&base, vouchers, connections, &out, max_seconds).await,
-            Mode::Redeem {
-                codes,
-                connections,
-                warmup,
-                seconds,
-                sent,
-            } => {
-                measure(
-                    Load::Redeem,
-                    &base,
-                    &codes,
-                    connections,
-                    warmup,
-                    seconds,
-                    sent,
-                )
-                .await
-            }
-            Mode::Check {
-                codes,
-                connections,
-                warmup,
-                seconds,
-            } => {
-                measure(
-                    Load::Check,
-                    &base,
-                    &codes,
-                    connections,
-                    warmup,
-                    seconds,
-                    None,
-                )
-                .await
-            }
+            Mode::Redeem { run, sent } => measure(Load::Redeem, &base, &run, sent).await,
+            Mode::Check { run } => measure(Load::Check, &base, &run, None).await,
         }
     })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -393,15 +359,13 @@ struct Tally {
     last_done: Option<Instant>,
 }
 
-async fn measure(
-    load: Load,
-    base: &str,
-    codes: &PathBuf,
-    connections: usize,
-    warmup: f64,
-    seconds: f64,
-    sent: Option<PathBuf>,
-) -> Result<Value> {
+async fn measure(load: Load, base: &str, run: &Run, sent: Option<PathBuf>) -> Result<Value> {
+    let Run {
+        ref codes,
+        connections,
+        warmup,
+        seconds,
+    } = *run;
     let codes: Vec<String> = BufReader::new(
         File::open(codes).with_context(|| format!("cannot read {}", codes.display()))?,
     )
