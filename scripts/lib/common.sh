@@ -88,5 +88,8 @@ ensure_facturx_validators() {
   echo "$venv/bin/python"
 }
 
+# A TCP port free on the loopback now (the kernel picks it).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # The directory cargo builds into.
 target_dir() { echo "${CARGO_TARGET_DIR:-$(repo_root)/target}"; }
